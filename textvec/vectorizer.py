@@ -1,0 +1,195 @@
+"""The one TF-IDF transform shared by training and the sidecar (contract 3).
+
+Training fits scikit-learn's ``TfidfVectorizer`` and freezes it into :class:`Vectorizer`; the sidecar
+only ever calls :meth:`Vectorizer.transform`. The analyzers below reproduce scikit-learn's ``word`` and
+``char`` analyzers term for term, so the numbers equal ``TfidfVectorizer.transform`` (a test proves it to
+1e-6) without importing scikit-learn or scipy at serving time, and without its per-call overhead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+
+FORMAT = "textvec-tfidf/1"
+DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+_WHITE_SPACES = re.compile(r"\s\s+")
+
+Analyzer = Literal["word", "char"]
+
+
+class VectorizerError(ValueError):
+    """A vectorizer.json that cannot be trusted: wrong format, inconsistent, or tampered with."""
+
+
+def _word_ngrams(tokens: list[str], min_n: int, max_n: int) -> list[str]:
+    if max_n == 1:
+        return tokens
+    out = list(tokens) if min_n == 1 else []
+    n_tokens = len(tokens)
+    join = " ".join
+    for n in range(max(min_n, 2), min(max_n, n_tokens) + 1):
+        out.extend(join(tokens[i : i + n]) for i in range(n_tokens - n + 1))
+    return out
+
+
+def _char_ngrams(text: str, min_n: int, max_n: int) -> list[str]:
+    text = _WHITE_SPACES.sub(" ", text)
+    out = list(text) if min_n == 1 else []
+    text_len = len(text)
+    for n in range(max(min_n, 2), min(max_n, text_len) + 1):
+        out.extend(text[i : i + n] for i in range(text_len - n + 1))
+    return out
+
+
+@dataclass(frozen=True)
+class Vectorizer:
+    """A fitted, immutable TF-IDF transform: analyzer settings, vocabulary and idf weights."""
+
+    analyzer: Analyzer
+    ngram_range: tuple[int, int]
+    vocabulary: tuple[str, ...]
+    idf: np.ndarray
+    lowercase: bool = True
+    token_pattern: str = DEFAULT_TOKEN_PATTERN
+    sublinear_tf: bool = True
+    fingerprint: str = ""
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.analyzer not in ("word", "char"):
+            raise VectorizerError(f"analyzer must be 'word' or 'char', got {self.analyzer!r}")
+        lo, hi = self.ngram_range
+        if not 1 <= lo <= hi:
+            raise VectorizerError(f"ngram_range must satisfy 1 <= min <= max, got {self.ngram_range}")
+        if len(self.idf) != len(self.vocabulary):
+            raise VectorizerError(f"{len(self.vocabulary)} vocabulary terms but {len(self.idf)} idf weights")
+        if not np.all(np.isfinite(self.idf)):
+            raise VectorizerError("idf weights must be finite")
+        index = {term: i for i, term in enumerate(self.vocabulary)}
+        if len(index) != len(self.vocabulary):
+            raise VectorizerError("vocabulary has duplicate terms")
+        object.__setattr__(self, "idf", np.asarray(self.idf, dtype=np.float64))
+        object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_pattern", re.compile(self.token_pattern))
+        expected = self.compute_fingerprint()
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", expected)
+        elif self.fingerprint != expected:
+            raise VectorizerError("fingerprint does not match the content: the file is corrupt or was edited")
+
+    @property
+    def n_features(self) -> int:
+        return len(self.vocabulary)
+
+    # --- analysis -------------------------------------------------------------------------------
+    def terms(self, text: str) -> list[str]:
+        """The n-gram terms of one text, exactly as scikit-learn's analyzer yields them."""
+        if self.lowercase:
+            text = text.lower()
+        lo, hi = self.ngram_range
+        if self.analyzer == "char":
+            return _char_ngrams(text, lo, hi)
+        return _word_ngrams(self._pattern.findall(text), lo, hi)
+
+    def transform_one(self, text: str) -> tuple[list[int], list[float]]:
+        """Sparse TF-IDF of one text: term ids (ascending) and L2-normalised weights."""
+        get = self._index.get
+        counts = Counter(i for i in map(get, self.terms(text)) if i is not None)
+        if not counts:
+            return [], []
+        ids = sorted(counts)
+        idf = self.idf
+        if self.sublinear_tf:
+            raw = [(1.0 + math.log(counts[i])) * idf[i] for i in ids]
+        else:
+            raw = [counts[i] * idf[i] for i in ids]
+        norm = math.sqrt(math.fsum(w * w for w in raw))
+        return ids, [float(w / norm) for w in raw]
+
+    def transform(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Padded batch tensors for the serving signature: ``token_ids`` int64 and ``token_weights``
+        float32, both ``[len(texts), k]`` where k is the largest number of non-zeros (at least 1);
+        padding is id 0 with weight 0, which adds nothing to the first layer's weighted sum."""
+        rows = [self.transform_one(t) for t in texts]
+        return pad(rows)
+
+    # --- persistence ----------------------------------------------------------------------------
+    def _content(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "analyzer": self.analyzer,
+            "ngram_range": list(self.ngram_range),
+            "lowercase": self.lowercase,
+            "token_pattern": self.token_pattern,
+            "sublinear_tf": self.sublinear_tf,
+            "norm": "l2",
+            "vocabulary": list(self.vocabulary),
+            "idf": [float(x) for x in self.idf],
+        }
+
+    def compute_fingerprint(self) -> str:
+        blob = orjson.dumps(self._content(), option=orjson.OPT_SORT_KEYS)
+        return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+    def to_json(self) -> bytes:
+        doc = self._content()
+        doc["n_features"] = self.n_features
+        doc["fingerprint"] = self.fingerprint
+        return orjson.dumps(doc)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(self.to_json())
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Vectorizer:
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise VectorizerError(f"not valid JSON: {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise VectorizerError(f"unknown vectorizer format (expected {FORMAT!r})")
+        if doc.get("norm") != "l2":
+            raise VectorizerError("only l2 normalisation is supported")
+        try:
+            return cls(
+                analyzer=doc["analyzer"],
+                ngram_range=(int(doc["ngram_range"][0]), int(doc["ngram_range"][1])),
+                vocabulary=tuple(doc["vocabulary"]),
+                idf=np.asarray(doc["idf"], dtype=np.float64),
+                lowercase=bool(doc["lowercase"]),
+                token_pattern=str(doc["token_pattern"]),
+                sublinear_tf=bool(doc["sublinear_tf"]),
+                fingerprint=str(doc["fingerprint"]),
+            )
+        except (KeyError, IndexError, TypeError) as exc:
+            raise VectorizerError(f"vectorizer.json is missing or has a malformed field: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vectorizer:
+        try:
+            return cls.from_json(Path(path).read_bytes())
+        except VectorizerError as exc:
+            raise VectorizerError(f"{path}: {exc}") from exc
+
+
+def pad(rows: Iterable[tuple[list[int], list[float]]]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack sparse rows into the padded ``[batch, k]`` int64/float32 pair of the signature."""
+    rows = list(rows)
+    k = max([1, *(len(ids) for ids, _ in rows)])
+    ids_out = np.zeros((len(rows), k), dtype=np.int64)
+    weights_out = np.zeros((len(rows), k), dtype=np.float32)
+    for r, (ids, weights) in enumerate(rows):
+        ids_out[r, : len(ids)] = ids
+        weights_out[r, : len(weights)] = weights
+    return ids_out, weights_out

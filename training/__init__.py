@@ -1,0 +1,1 @@
+"""Training: datasets, TF-IDF features, the Keras network, evaluation and SavedModel export."""

@@ -1,0 +1,92 @@
+"""``python -m training train ...``: the command a newcomer runs first."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from training.datasets import BUILTIN, DatasetError
+from training.features import FeatureConfig
+
+EPILOG = """\
+examples:
+  python -m training train --dataset bbc-news --model-name news --out models/
+  python -m training train --dataset chinese-reviews --model-name reviews --out models/
+  python -m training train --dataset tickets.csv --text-column body --label-column queue \\
+      --model-name tickets --out models/
+  python -m training train --dataset corpus/ --model-name mine --out models/   # corpus/<label>/*.txt
+
+The version is written to OUT/MODEL_NAME/VERSION/ (next integer unless --version), ready for
+TF Serving: SavedModel, assets/vectorizer.json, assets/labels.json, assets.extra/ (metrics.json,
+warmup requests, confusion matrix and training curve PNGs).
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training", description="Train and export a text classifier.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser(
+        "train",
+        help="train a TF-IDF + Keras classifier and export a versioned SavedModel",
+        description="Load a labelled dataset, remove duplicates, fit TF-IDF, train the network, "
+        "evaluate it on a held-out test split and export a TF Serving model version.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d = t.add_argument_group("data")
+    d.add_argument("--dataset", required=True,
+                   help=f"built-in ({', '.join(BUILTIN)}), a .csv/.tsv/.jsonl file, or a folder of <label>/*.txt")
+    d.add_argument("--text-column", default="text", help="text column/field in CSV/TSV/JSONL (default: text)")
+    d.add_argument("--label-column", default="label", help="label column/field (default: label)")
+    d.add_argument("--test-size", type=float, default=0.2, help="held-out test share (default: 0.2)")
+    d.add_argument("--val-size", type=float, default=0.1, help="validation share for early stopping (default: 0.1)")
+    o = t.add_argument_group("output")
+    o.add_argument("--model-name", required=True, help="model name, as TF Serving will serve it")
+    o.add_argument("--out", type=Path, default=Path("models"), help="model base path (default: models/)")
+    o.add_argument("--version", type=int, help="version number (default: next free integer)")
+    f = t.add_argument_group("features")
+    f.add_argument("--analyzer", choices=["auto", "word", "char"], default="auto",
+                   help="word n-grams, or character n-grams for Chinese/Japanese (default: detected)")
+    f.add_argument("--ngram-max", type=int, help="largest n-gram (default: 2 for word, 3 for char)")
+    f.add_argument("--min-df", type=int, default=2, help="ignore terms in fewer documents (default: 2)")
+    f.add_argument("--max-features", type=int, help="vocabulary size (default: 20000 word, 50000 char)")
+    n = t.add_argument_group("network")
+    n.add_argument("--epochs", type=int, default=30, help="maximum epochs; early stopping ends sooner (default: 30)")
+    n.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
+    n.add_argument("--hidden", type=int, default=128, help="hidden layer width (default: 128)")
+    n.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    n.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (default: 3)")
+    n.add_argument("--seed", type=int, default=42, help="fixes the split, initialisation and shuffling (default: 42)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter hides the progress
+    from training.export import ExportError
+    from training.model import TrainConfig
+    from training.pipeline import RunConfig, run
+
+    cfg = RunConfig(
+        dataset=args.dataset,
+        model_name=args.model_name,
+        out=args.out,
+        version=args.version,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        test_size=args.test_size,
+        val_size=args.val_size,
+        features=FeatureConfig(args.analyzer, args.ngram_max, args.min_df, args.max_features),
+        train=TrainConfig(
+            hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
+            learning_rate=args.learning_rate, patience=args.patience, seed=args.seed,
+        ),
+    )
+    try:
+        run(cfg, emit=lambda line: print(line, flush=True))
+    except (DatasetError, ExportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,134 @@
+"""Load -> clean -> split -> fit TF-IDF -> train -> evaluate -> export, as one call."""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from training.cleaning import deduplicate
+from training.datasets import Dataset, check_trainable, load_dataset
+from training.features import FeatureConfig, fit
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    dataset: str
+    model_name: str
+    out: Path
+    version: int | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    test_size: float = 0.2
+    val_size: float = 0.1
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    train: Any = None  # training.model.TrainConfig (imported lazily: TensorFlow is slow to import)
+
+
+@dataclass
+class Split:
+    texts: list[str]
+    y: np.ndarray
+
+
+@dataclass
+class RunResult:
+    version_dir: Path
+    metrics: dict[str, Any]
+
+
+def split(ds: Dataset, labels: list[str], test_size: float, val_size: float, seed: int) -> dict[str, Split]:
+    """Stratified train/validation/test split of an already de-duplicated dataset."""
+    y = np.asarray([labels.index(lbl) for lbl in ds.labels], dtype=np.int64)
+    idx = np.arange(len(ds))
+    rest, test = train_test_split(idx, test_size=test_size, stratify=y, random_state=seed)
+    train, val = train_test_split(
+        rest, test_size=val_size / (1 - test_size), stratify=y[rest], random_state=seed
+    )
+    return {name: Split([ds.texts[i] for i in part], y[part]) for name, part in
+            (("train", train), ("validation", val), ("test", test))}
+
+
+def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
+    from training import export, model as net
+    from training.evaluate import evaluate, plot_confusion, plot_history
+
+    tcfg = cfg.train or net.TrainConfig()
+    started = time.perf_counter()
+    raw = load_dataset(cfg.dataset, cfg.text_column, cfg.label_column)
+    ds = deduplicate(raw)
+    s = ds.stats
+    emit(
+        f"dataset {ds.name}: {s['rows_loaded']} rows, {s['duplicates_removed']} exact duplicates removed, "
+        f"{s['conflicting_label_rows_removed']} rows whose text carries two labels removed "
+        f"({s['conflicting_label_texts']} texts); {s['rows_kept']} kept"
+    )
+    check_trainable(ds)
+    labels = sorted(set(ds.labels))
+    parts = split(ds, labels, cfg.test_size, cfg.val_size, tcfg.seed)
+    emit("split: " + ", ".join(f"{k} {len(v.texts)}" for k, v in parts.items()))
+
+    net.make_deterministic(tcfg.seed)
+    t0 = time.perf_counter()
+    vec, _ = fit(cfg.features, parts["train"].texts)
+    rows = {k: [vec.transform_one(t) for t in v.texts] for k, v in parts.items()}
+    emit(
+        f"features: {vec.analyzer} {vec.ngram_range[0]}-{vec.ngram_range[1]}-grams, {vec.n_features} terms, "
+        f"fitted in {time.perf_counter() - t0:.1f}s"
+    )
+
+    keras_model = net.build_model(vec.n_features, len(labels), tcfg)
+    emit(f"training: Dense({tcfg.hidden}, relu) -> softmax({len(labels)}), up to {tcfg.epochs} epochs")
+    t0 = time.perf_counter()
+    history = net.train(
+        keras_model, rows["train"], parts["train"].y, rows["validation"], parts["validation"].y, tcfg, emit
+    )
+    train_seconds = time.perf_counter() - t0
+
+    probs = net.predict_proba(keras_model, rows["test"])
+    report = evaluate(parts["test"].y, probs, labels)
+    metrics: dict[str, Any] = {
+        "dataset": ds.name,
+        "test": report,
+        "validation_accuracy": float(
+            (net.predict_proba(keras_model, rows["validation"]).argmax(1) == parts["validation"].y).mean()
+        ),
+        "data_cleaning": ds.stats,
+        "split_sizes": {k: len(v.texts) for k, v in parts.items()},
+        "features": {"analyzer": vec.analyzer, "ngram_range": list(vec.ngram_range), "n_features": vec.n_features,
+                     **{k: v for k, v in asdict(cfg.features).items() if k != "analyzer"}},
+        "training": {**asdict(tcfg), "epochs_run": len(history.get("loss", [])), "seconds": round(train_seconds, 2),
+                     "history": history},
+        "machine": {"python": platform.python_version(), "processor": platform.machine(),
+                    "system": platform.system()},
+    }
+    with tempfile.TemporaryDirectory() as plots:
+        title = f"{cfg.model_name} ({ds.name})"
+        files = [
+            plot_confusion(report, Path(plots) / "confusion_matrix.png", f"{title}: test confusion matrix"),
+            plot_history(history, Path(plots) / "training_curve.png", f"{title}: training"),
+        ]
+        version_dir = export.export_version(
+            model=keras_model,
+            vectorizer=vec,
+            labels=labels,
+            out=cfg.out,
+            model_name=cfg.model_name,
+            metrics=metrics,
+            sample_texts=parts["validation"].texts[:8],
+            extra_files=files,
+            version=cfg.version,
+        )
+    metrics["total_seconds"] = round(time.perf_counter() - started, 2)
+    emit(
+        f"done: test accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
+        f"trained in {train_seconds:.1f}s; version written to {version_dir}"
+    )
+    return RunResult(version_dir, metrics)
