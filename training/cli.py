@@ -36,29 +36,42 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d = t.add_argument_group("data")
-    d.add_argument("--dataset", required=True,
-                   help=f"built-in ({', '.join(BUILTIN)}), a .csv/.tsv/.jsonl file, or a folder of <label>/*.txt")
+    d.add_argument(
+        "--dataset",
+        required=True,
+        help=f"built-in ({', '.join(BUILTIN)}), a .csv/.tsv/.jsonl file, or a folder of <label>/*.txt",
+    )
     d.add_argument("--text-column", default="text", help="text column/field in CSV/TSV/JSONL (default: text)")
     d.add_argument("--label-column", default="label", help="label column/field (default: label)")
     d.add_argument("--test-size", type=float, default=0.2, help="held-out test share (default: 0.2)")
-    d.add_argument("--val-size", type=float, default=0.1, help="validation share for early stopping (default: 0.1)")
+    d.add_argument(
+        "--val-size", type=float, default=0.1, help="validation share for early stopping (default: 0.1)"
+    )
     o = t.add_argument_group("output")
     o.add_argument("--model-name", required=True, help="model name, as TF Serving will serve it")
     o.add_argument("--out", type=Path, default=Path("models"), help="model base path (default: models/)")
     o.add_argument("--version", type=int, help="version number (default: next free integer)")
     f = t.add_argument_group("features")
-    f.add_argument("--analyzer", choices=["auto", "word", "char"], default="auto",
-                   help="word n-grams, or character n-grams for Chinese/Japanese (default: detected)")
+    f.add_argument(
+        "--analyzer",
+        choices=["auto", "word", "char"],
+        default="auto",
+        help="word n-grams, or character n-grams for Chinese/Japanese (default: detected)",
+    )
     f.add_argument("--ngram-max", type=int, help="largest n-gram (default: 2 for word, 3 for char)")
     f.add_argument("--min-df", type=int, default=2, help="ignore terms in fewer documents (default: 2)")
     f.add_argument("--max-features", type=int, help="vocabulary size (default: 20000 word, 50000 char)")
     n = t.add_argument_group("network")
-    n.add_argument("--epochs", type=int, default=30, help="maximum epochs; early stopping ends sooner (default: 30)")
+    n.add_argument(
+        "--epochs", type=int, default=30, help="maximum epochs; early stopping ends sooner (default: 30)"
+    )
     n.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
     n.add_argument("--hidden", type=int, default=128, help="hidden layer width (default: 128)")
     n.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
     n.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (default: 3)")
-    n.add_argument("--seed", type=int, default=42, help="fixes the split, initialisation and shuffling (default: 42)")
+    n.add_argument(
+        "--seed", type=int, default=42, help="fixes the split, initialisation and shuffling (default: 42)"
+    )
     return p
 
 
@@ -80,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         val_size=args.val_size,
         features=FeatureConfig(args.analyzer, args.ngram_max, args.min_df, args.max_features),
         train=TrainConfig(
-            hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
-            learning_rate=args.learning_rate, patience=args.patience, seed=args.seed,
+            hidden=args.hidden,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            patience=args.patience,
+            seed=args.seed,
         ),
     )
     try:

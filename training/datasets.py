@@ -83,7 +83,9 @@ def load_folder(root: Path, name: str | None = None, fallback_encoding: str | No
             labels.append(sub.name)
             origins.append(str(f))
     if not texts:
-        raise DatasetError(f"{root}: no .txt files found in label sub-folders (expected {root}/<label>/*.txt)")
+        raise DatasetError(
+            f"{root}: no .txt files found in label sub-folders (expected {root}/<label>/*.txt)"
+        )
     return Dataset(name or root.name, texts, labels, origins)
 
 
@@ -182,7 +184,9 @@ def load_dataset(spec: str, text_column: str = "text", label_column: str = "labe
         return load_chinese_reviews()
     path = Path(spec)
     if not path.exists():
-        raise DatasetError(f"{spec}: no such file or folder, and not a built-in dataset ({', '.join(BUILTIN)})")
+        raise DatasetError(
+            f"{spec}: no such file or folder, and not a built-in dataset ({', '.join(BUILTIN)})"
+        )
     if path.is_dir():
         return load_folder(path)
     return load_table(path, text_column, label_column)

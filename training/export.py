@@ -19,8 +19,7 @@ import orjson
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from textvec import Vectorizer, next_version
-from textvec import modeldir
+from textvec import Vectorizer, modeldir, next_version
 
 SIGNATURE = "serving_default"
 
@@ -100,8 +99,12 @@ def export_version(
         (tmp / "assets").mkdir(exist_ok=True)
         (tmp / "assets.extra").mkdir(exist_ok=True)
         vectorizer.save(tmp / modeldir.VECTORIZER)
-        (tmp / modeldir.LABELS).write_bytes(orjson.dumps({"labels": list(labels)}, option=orjson.OPT_INDENT_2))
-        doc = dict(metrics, model_name=model_name, version=version, vectorizer_fingerprint=vectorizer.fingerprint)
+        (tmp / modeldir.LABELS).write_bytes(
+            orjson.dumps({"labels": list(labels)}, option=orjson.OPT_INDENT_2)
+        )
+        doc = dict(
+            metrics, model_name=model_name, version=version, vectorizer_fingerprint=vectorizer.fingerprint
+        )
         (tmp / modeldir.METRICS).write_bytes(
             orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
         )

@@ -86,17 +86,17 @@ class _EpochLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         logs = logs or {}
-        self.emit(
-            f"  epoch {epoch + 1:>2}/{self.epochs}  loss {logs.get('loss', float('nan')):.4f}  "
-            f"acc {logs.get('accuracy', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  "
-            f"val_acc {logs.get('val_accuracy', float('nan')):.4f}"
-        )
+        keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+        parts = [f"{k} {logs.get(k, float('nan')):.4f}" for k in keys]
+        self.emit(f"  epoch {epoch + 1:>2}/{self.epochs}  " + "  ".join(parts))
 
 
 Rows = list[tuple[list[int], list[float]]]
 
 
-def batches(rows: Rows, labels: np.ndarray | None, batch_size: int, shuffle_seed: int | None) -> tf.data.Dataset:
+def batches(
+    rows: Rows, labels: np.ndarray | None, batch_size: int, shuffle_seed: int | None
+) -> tf.data.Dataset:
     """Batches padded to their own longest row, not the corpus' longest: a 3,000-term review in the
     corpus would otherwise make every batch of 50-term reviews 60x wider."""
     ids = tf.ragged.constant([r[0] for r in rows], dtype=tf.int64, ragged_rank=1)
@@ -125,12 +125,17 @@ def train(
 ) -> dict[str, list[float]]:
     """Fit with early stopping on validation loss, restoring the best epoch's weights."""
     stop = keras.callbacks.EarlyStopping(
-        monitor="val_loss", min_delta=cfg.min_delta, patience=cfg.patience, restore_best_weights=True, verbose=0
+        monitor="val_loss",
+        min_delta=cfg.min_delta,
+        patience=cfg.patience,
+        restore_best_weights=True,
+        verbose=0,
     )
     history = model.fit(
         batches(train_rows, train_y, cfg.batch_size, cfg.seed),
         validation_data=batches(val_rows, val_y, 256, None),
         epochs=cfg.epochs,
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
         verbose=0,
         callbacks=[stop, _EpochLog(emit, cfg.epochs)],
     )

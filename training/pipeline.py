@@ -42,6 +42,8 @@ class Split:
 class RunResult:
     version_dir: Path
     metrics: dict[str, Any]
+    model: Any  # the trained keras.Model, for callers that compare it with the export
+    test_texts: list[str]
 
 
 def split(ds: Dataset, labels: list[str], test_size: float, val_size: float, seed: int) -> dict[str, Split]:
@@ -52,12 +54,15 @@ def split(ds: Dataset, labels: list[str], test_size: float, val_size: float, see
     train, val = train_test_split(
         rest, test_size=val_size / (1 - test_size), stratify=y[rest], random_state=seed
     )
-    return {name: Split([ds.texts[i] for i in part], y[part]) for name, part in
-            (("train", train), ("validation", val), ("test", test))}
+    return {
+        name: Split([ds.texts[i] for i in part], y[part])
+        for name, part in (("train", train), ("validation", val), ("test", test))
+    }
 
 
 def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
-    from training import export, model as net
+    from training import export
+    from training import model as net
     from training.evaluate import evaluate, plot_confusion, plot_history
 
     tcfg = cfg.train or net.TrainConfig()
@@ -102,12 +107,23 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
         ),
         "data_cleaning": ds.stats,
         "split_sizes": {k: len(v.texts) for k, v in parts.items()},
-        "features": {"analyzer": vec.analyzer, "ngram_range": list(vec.ngram_range), "n_features": vec.n_features,
-                     **{k: v for k, v in asdict(cfg.features).items() if k != "analyzer"}},
-        "training": {**asdict(tcfg), "epochs_run": len(history.get("loss", [])), "seconds": round(train_seconds, 2),
-                     "history": history},
-        "machine": {"python": platform.python_version(), "processor": platform.machine(),
-                    "system": platform.system()},
+        "features": {
+            "analyzer": vec.analyzer,
+            "ngram_range": list(vec.ngram_range),
+            "n_features": vec.n_features,
+            **{k: v for k, v in asdict(cfg.features).items() if k != "analyzer"},
+        },
+        "training": {
+            **asdict(tcfg),
+            "epochs_run": len(history.get("loss", [])),
+            "seconds": round(train_seconds, 2),
+            "history": history,
+        },
+        "machine": {
+            "python": platform.python_version(),
+            "processor": platform.machine(),
+            "system": platform.system(),
+        },
     }
     with tempfile.TemporaryDirectory() as plots:
         title = f"{cfg.model_name} ({ds.name})"
@@ -131,4 +147,4 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
         f"done: test accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
         f"trained in {train_seconds:.1f}s; version written to {version_dir}"
     )
-    return RunResult(version_dir, metrics)
+    return RunResult(version_dir, metrics, keras_model, parts["test"].texts)
