@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Build the e2e test cluster's binaries from the Go module proxy with the installed Go, once, and cache them
+# by version outside the repository:
+#
+#   kube-apiserver, kube-controller-manager, kube-scheduler  (k8s.io/kubernetes $K8S_VERSION)
+#   etcd                                                      (go.etcd.io/etcd/server/v3 $ETCD_VERSION)
+#   kwok, kwokctl                                             (sigs.k8s.io/kwok $KWOK_VERSION)
+#
+#   scripts/cluster/build.sh           build what is missing (a warm run only checks the versions)
+#   scripts/cluster/build.sh --check   exit 0 only if every binary is cached and reports its version
+#
+# Cache: ${XDG_CACHE_HOME:-$HOME/.cache}/text-classifier/cluster/<component>-<version>/ (CLUSTER_CACHE overrides).
+# Nothing is downloaded from a release page: the sources come as Go modules, built with -trimpath, CGO off.
+#
+# k8s.io/kubernetes is not meant to be used as a module: its go.mod requires the staging modules
+# (k8s.io/api, k8s.io/apiserver, ...) at v0.0.0 and replaces them with ./staging/src paths, which a
+# dependent module cannot see. So a throw-away wrapper module requires k8s.io/kubernetes and maps every
+# staging module to its published tag (v1.X.Y -> v0.X.Y). The release's version is stamped with the same
+# -ldflags -X variables upstream's hack/lib/version.sh sets, so `kube-apiserver --version` reports it.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.sh
+source "$here/versions.sh"
+
+log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+export GOFLAGS="-mod=mod -buildvcs=false"
+export CGO_ENABLED=0
+export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+
+k8s_ok() {
+  local b
+  for b in kube-apiserver kube-controller-manager kube-scheduler; do
+    [[ -x "$K8S_BIN_DIR/$b" ]] || return 1
+    "$K8S_BIN_DIR/$b" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" || return 1
+  done
+}
+etcd_ok() {
+  [[ -x "$ETCD_BIN_DIR/etcd" ]] && "$ETCD_BIN_DIR/etcd" --version 2>/dev/null | grep -qx "etcd Version: ${ETCD_VERSION#v}"
+}
+kwok_ok() {
+  [[ -x "$KWOK_BIN_DIR/kwok" && -x "$KWOK_BIN_DIR/kwokctl" ]] || return 1
+  "$KWOK_BIN_DIR/kwok" --version 2>/dev/null | grep -q "${KWOK_VERSION#v}" || return 1
+  "$KWOK_BIN_DIR/kwokctl" --version 2>/dev/null | grep -q "${KWOK_VERSION#v}" || return 1
+  [[ -s "$KWOK_BIN_DIR/stages/default-stages.yaml" ]]
+}
+
+if [[ "${1:-}" == "--check" ]]; then
+  k8s_ok && etcd_ok && kwok_ok && exit 0
+  log "cluster binaries missing or wrong version under $CLUSTER_CACHE (run scripts/cluster/build.sh)"
+  exit 1
+fi
+[[ $# -eq 0 ]] || die "usage: $0 [--check]"
+
+command -v go >/dev/null || die "Go is required (the machine's Go toolchain; Kubernetes ${K8S_VERSION%.*} needs Go 1.24+)"
+gover="$(go env GOVERSION)"; gover="${gover#go}"
+[[ "$(printf '%s\n' 1.24 "$gover" | sort -V | head -1)" == 1.24 ]] || die "Go $gover is too old (need 1.24+)"
+
+work_root="$CLUSTER_CACHE/src"
+mkdir -p "$work_root"
+
+# go build -v prints each package as it is compiled; turn that into one progress line every 100 packages
+# and keep the whole log for errors.
+build_with_progress() { # <label> <logfile> <go build args...>
+  local label="$1" logf="$2"; shift 2
+  local start=$SECONDS rc=0
+  log "$label: go build $* (full log: $logf)"
+  set +e
+  go build -v "$@" 2>&1 | tee "$logf" | awk -v l="$label" -v t0="$(date +%s)" '
+    /^[a-zA-Z0-9_.\/-]+$/ { n++; if (n % 100 == 0) { printf "[build] %s: %d packages compiled (%ds)\n", l, n, systime()-t0; fflush() } ; next }
+    { print "[build] " l ": " $0; fflush() }' >&2
+  rc=${PIPESTATUS[0]}
+  set -e
+  [[ $rc -eq 0 ]] || die "$label: go build failed (exit $rc); see $logf"
+  log "$label: built in $((SECONDS - start))s"
+}
+
+new_module() { # <dir> <module name>
+  rm -rf "$1"; mkdir -p "$1"
+  printf 'module %s\n\ngo %s\n' "$2" "$(go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')" >"$1/go.mod"
+}
+
+total_start=$SECONDS
+
+# ---------------------------------------------------------------- Kubernetes control plane
+if k8s_ok; then
+  log "kubernetes $K8S_VERSION: cached in $K8S_BIN_DIR"
+else
+  t=$SECONDS
+  mod="$work_root/kubernetes-$K8S_VERSION"
+  new_module "$mod" "example.invalid/e2e-build/kubernetes"
+  log "kubernetes $K8S_VERSION: fetching k8s.io/kubernetes module (large, ~1 GiB unpacked)"
+  gomod="$(cd "$mod" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -nE 's/^\s*"GoMod": "(.*)",?$/\1/p')"
+  [[ -f "$gomod" ]] || die "could not download k8s.io/kubernetes@$K8S_VERSION"
+  staging_tag="v0.${K8S_VERSION#v1.}"
+  {
+    printf '\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$K8S_VERSION"
+    # every "k8s.io/x => ./staging/src/k8s.io/x" line of upstream's go.mod becomes "k8s.io/x => k8s.io/x v0.X.Y"
+    sed -nE 's#^\s*(k8s\.io/[A-Za-z0-9._/-]+) => \./staging/src/k8s\.io/.*$#\t\1 => \1 '"$staging_tag"'#p' "$gomod"
+    printf ')\n'
+  } >>"$mod/go.mod"
+  n_repl="$(grep -c "=> .* $staging_tag" "$mod/go.mod" || true)"
+  [[ "$n_repl" -ge 20 ]] || die "found only $n_repl staging modules in k8s.io/kubernetes' go.mod"
+  log "kubernetes $K8S_VERSION: wrapper module maps $n_repl staging modules to $staging_tag; resolving dependencies"
+  (cd "$mod" && go get "k8s.io/kubernetes@$K8S_VERSION" >/dev/null 2>&1 || true)
+  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
+  done
+  out="$mod/out"; mkdir -p "$out"
+  (cd "$mod" && build_with_progress "kubernetes $K8S_VERSION" "$mod/build.log" -trimpath -ldflags "$ld" -o "$out/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
+  rm -rf "$K8S_BIN_DIR.tmp"; mkdir -p "$K8S_BIN_DIR.tmp"
+  cp "$out"/kube-apiserver "$out"/kube-controller-manager "$out"/kube-scheduler "$K8S_BIN_DIR.tmp/"
+  rm -rf "$K8S_BIN_DIR"; mv "$K8S_BIN_DIR.tmp" "$K8S_BIN_DIR"
+  k8s_ok || die "built kube-* binaries do not report Kubernetes $K8S_VERSION"
+  log "kubernetes $K8S_VERSION: done in $((SECONDS - t))s -> $K8S_BIN_DIR"
+fi
+
+# ---------------------------------------------------------------- etcd
+if etcd_ok; then
+  log "etcd $ETCD_VERSION: cached in $ETCD_BIN_DIR"
+else
+  t=$SECONDS
+  # The etcd binary's main package is the root of go.etcd.io/etcd/server/v3 (server/main.go upstream).
+  # That module's go.mod replaces its sibling modules with local paths, so `go install pkg@version` refuses
+  # it; as a dependency of a wrapper module those replaces are ignored and the pinned tags are used.
+  mod="$work_root/etcd-$ETCD_VERSION"
+  new_module "$mod" "example.invalid/e2e-build/etcd"
+  printf '\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >>"$mod/go.mod"
+  (cd "$mod" && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 || true)
+  out="$mod/out"; mkdir -p "$out"
+  (cd "$mod" && build_with_progress "etcd $ETCD_VERSION" "$mod/build.log" -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+  rm -rf "$ETCD_BIN_DIR.tmp"; mkdir -p "$ETCD_BIN_DIR.tmp"; cp "$out/etcd" "$ETCD_BIN_DIR.tmp/"
+  rm -rf "$ETCD_BIN_DIR"; mv "$ETCD_BIN_DIR.tmp" "$ETCD_BIN_DIR"
+  etcd_ok || die "built etcd does not report $ETCD_VERSION"
+  log "etcd $ETCD_VERSION: done in $((SECONDS - t))s -> $ETCD_BIN_DIR"
+fi
+
+# ---------------------------------------------------------------- KWOK
+if kwok_ok; then
+  log "kwok $KWOK_VERSION: cached in $KWOK_BIN_DIR"
+else
+  t=$SECONDS
+  mod="$work_root/kwok-$KWOK_VERSION"
+  new_module "$mod" "example.invalid/e2e-build/kwok"
+  printf '\nrequire sigs.k8s.io/kwok %s\n' "$KWOK_VERSION" >>"$mod/go.mod"
+  (cd "$mod" && go get "sigs.k8s.io/kwok@$KWOK_VERSION" >/dev/null 2>&1 || true)
+  ld="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${K8S_VERSION#v}"
+  out="$mod/out"; mkdir -p "$out"
+  (cd "$mod" && build_with_progress "kwok $KWOK_VERSION" "$mod/build.log" -trimpath -ldflags "$ld" -o "$out/" \
+      sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl)
+  rm -rf "$KWOK_BIN_DIR.tmp"; mkdir -p "$KWOK_BIN_DIR.tmp/stages"; cp "$out/kwok" "$out/kwokctl" "$KWOK_BIN_DIR.tmp/"
+  # The kwok controller alone has no built-in stages (kwokctl adds them); keep upstream's stage files of this
+  # release next to the binary, concatenated into one multi-document config: nodes become Ready and keep
+  # their lease, pods go Pending -> Running/Ready, Job pods complete, deleted pods go away.
+  src="$(cd "$mod" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           pod/general/pod-create.yaml pod/general/pod-init-container-running.yaml \
+           pod/general/pod-init-container-completed.yaml pod/general/pod-ready.yaml \
+           pod/general/pod-complete.yaml pod/general/pod-delete.yaml; do
+    [[ -s "$src/$f" ]] || die "kwok stage $src/$f not found in the module"
+    printf -- '---\n# from sigs.k8s.io/kwok@%s kustomize/stage/%s\n' "$KWOK_VERSION" "$f"
+    cat "$src/$f"
+  done >"$KWOK_BIN_DIR.tmp/stages/default-stages.yaml"
+  rm -rf "$KWOK_BIN_DIR"; mv "$KWOK_BIN_DIR.tmp" "$KWOK_BIN_DIR"
+  kwok_ok || die "built kwok/kwokctl do not report $KWOK_VERSION"
+  log "kwok $KWOK_VERSION: done in $((SECONDS - t))s -> $KWOK_BIN_DIR"
+fi
+
+log "all cluster binaries ready in $((SECONDS - total_start))s under $CLUSTER_CACHE"
