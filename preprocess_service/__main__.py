@@ -1,0 +1,27 @@
+"""``python -m preprocess_service``: uvicorn with graceful shutdown matched to the pod's grace period."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from preprocess_service import logs
+from preprocess_service.config import get_settings
+from preprocess_service.main import create_app
+
+
+def main() -> None:
+    settings = get_settings()
+    logs.configure(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        timeout_keep_alive=30,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Micro-batching: concurrent requests for the same version become one upstream call.
+
+One TF Serving call for 16 texts costs little more than a call for one (the network is tiny, the
+per-call overhead is not), so under load coalescing raises throughput and flattens tail latency. A
+request waits at most ``max_wait`` for companions; with no concurrency it goes out alone at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from preprocess_service.metrics import Metrics
+from preprocess_service.upstream import Upstream
+from textvec import pad
+
+Row = tuple[list[int], list[float]]
+
+
+@dataclass
+class _Item:
+    version: int
+    rows: Sequence[Row]
+    future: asyncio.Future[np.ndarray] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Batcher:
+    def __init__(
+        self,
+        upstream: Upstream,
+        metrics: Metrics,
+        enabled: bool,
+        max_size: int,
+        max_wait_s: float,
+        max_concurrent_calls: int = 8,
+    ) -> None:
+        self.upstream = upstream
+        self.metrics = metrics
+        self.enabled = enabled
+        self.max_size = max_size
+        self.max_wait_s = max_wait_s
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(max_concurrent_calls)
+        self._worker: asyncio.Task[None] | None = None
+        self._calls: set[asyncio.Task[None]] = set()
+
+    async def _call(self, version: int, rows: Sequence[Row]) -> np.ndarray:
+        self.metrics.batch_size.observe(len(rows))
+        ids, weights = pad(rows)
+        return await self.upstream.predict(version, ids, weights)
+
+    async def submit(self, version: int, rows: Sequence[Row]) -> np.ndarray:
+        if not self.enabled or len(rows) >= self.max_size:
+            return await self._call(version, rows)
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._run())
+        item = _Item(version, rows)
+        await self._queue.put(item)
+        return await item.future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self._queue.get()
+            batch, size = [first], len(first.rows)
+            deadline = loop.time() + self.max_wait_s
+            while size < self.max_size:
+                timeout = deadline - loop.time()
+                try:
+                    item = (
+                        self._queue.get_nowait()
+                        if timeout <= 0
+                        else await asyncio.wait_for(self._queue.get(), timeout)
+                    )
+                except (TimeoutError, asyncio.QueueEmpty):
+                    break
+                batch.append(item)
+                size += len(item.rows)
+            by_version: dict[int, list[_Item]] = {}
+            for item in batch:
+                by_version.setdefault(item.version, []).append(item)
+            for version, items in by_version.items():
+                await self._slots.acquire()
+                task = asyncio.create_task(self._dispatch(version, items))
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
+
+    async def _dispatch(self, version: int, items: list[_Item]) -> None:
+        try:
+            rows = [row for item in items for row in item.rows]
+            try:
+                probs = await self._call(version, rows)
+            except Exception as exc:  # every waiter gets the same typed error
+                for item in items:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                return
+            start = 0
+            for item in items:
+                end = start + len(item.rows)
+                if not item.future.done():
+                    item.future.set_result(probs[start:end])
+                start = end
+        finally:
+            self._slots.release()
+
+    async def aclose(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        if self._calls:
+            await asyncio.gather(*self._calls, return_exceptions=True)

@@ -1,0 +1,63 @@
+"""All settings, from the environment (prefix ``SIDECAR_``); the README's settings table mirrors this."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIDECAR_", extra="ignore")
+
+    model_name: str = Field(
+        "news", description="TF Serving model name; also the folder under model_base_path"
+    )
+    model_base_path: Path = Field(Path("/models"), description="holds <model_name>/<version>/ directories")
+    transport: Literal["rest", "grpc"] = Field("rest", description="how tensors reach TF Serving")
+    tfserving_rest_url: str = "http://127.0.0.1:8501"
+    tfserving_grpc_target: str = "127.0.0.1:8500"
+    upstream_timeout_s: float = Field(5.0, gt=0, description="deadline of every call to TF Serving")
+    version_poll_s: float = Field(2.0, gt=0, description="how often to look for a new version directory")
+    max_texts: int = Field(64, ge=1, description="texts per request")
+    max_chars: int = Field(20_000, ge=1, description="characters per text")
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="request body size; larger is refused with 413"
+    )
+    batch_enabled: bool = Field(True, description="coalesce concurrent requests into one upstream call")
+    batch_max_size: int = Field(32, ge=1, description="texts per coalesced upstream call")
+    batch_max_wait_ms: float = Field(2.0, ge=0, description="how long a request may wait for companions")
+    api_keys: str = Field("", description="comma-separated bearer tokens; empty disables auth")
+    api_keys_file: Path | None = Field(
+        None, description="file with one bearer token per line (a mounted Secret)"
+    )
+    log_request_text: bool = Field(False, description="log request texts (off: texts may be personal data)")
+    log_level: str = "info"
+    shutdown_grace_s: float = Field(20.0, ge=0, description="time to finish in-flight requests on SIGTERM")
+    host: str = "0.0.0.0"
+    port: int = 8080
+
+    @field_validator("tfserving_rest_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @property
+    def model_dir(self) -> Path:
+        return self.model_base_path / self.model_name
+
+    def load_api_keys(self) -> tuple[str, ...]:
+        keys = [k.strip() for k in self.api_keys.split(",") if k.strip()]
+        if self.api_keys_file is not None:
+            keys += [
+                k.strip() for k in self.api_keys_file.read_text(encoding="utf-8").splitlines() if k.strip()
+            ]
+        return tuple(keys)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,63 @@
+"""``Annotated`` dependencies; tests override them with ``app.dependency_overrides``."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from preprocess_service.batching import Batcher
+from preprocess_service.config import Settings
+from preprocess_service.errors import NotReady, Unauthorized
+from preprocess_service.metrics import Metrics
+from preprocess_service.registry import ModelVersion, Registry
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+def get_batcher(request: Request) -> Batcher:
+    batcher: Batcher = request.app.state.batcher
+    return batcher
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def current_model(registry: Annotated[Registry, Depends(get_registry)]) -> ModelVersion:
+    """The pinned version, read once per request (the snapshot that request uses throughout)."""
+    model = registry.current
+    if model is None:
+        raise NotReady(f"no model version is ready yet: {registry.status}")
+    return model
+
+
+def require_api_key(request: Request) -> None:
+    keys: tuple[str, ...] = request.app.state.api_keys
+    if not keys:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    presented = token.strip().encode() if scheme.lower() == "bearer" else b""
+    ok = False
+    for key in keys:  # compare against every key, so timing says nothing about which one nearly matched
+        ok |= hmac.compare_digest(presented, key.encode())
+    if not ok:
+        raise Unauthorized("a valid API key is required: send 'Authorization: Bearer <key>'")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+BatcherDep = Annotated[Batcher, Depends(get_batcher)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ModelDep = Annotated[ModelVersion, Depends(current_model)]

@@ -1,0 +1,99 @@
+"""Typed errors and the one place that maps them to status codes and the one JSON error shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("preprocess_service")
+
+
+class JsonResponse(JSONResponse):
+    """JSON through orjson, for responses built by hand (errors, probes)."""
+
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(content)
+
+
+class ServiceError(Exception):
+    status_code = 500
+    code = "internal"
+    headers: ClassVar[dict[str, str] | None] = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ServiceError):
+    status_code, code = 422, "invalid_input"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code, code = 413, "payload_too_large"
+
+
+class Unauthorized(ServiceError):
+    status_code, code = 401, "unauthorized"
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": "Bearer"}
+
+
+class NotReady(ServiceError):
+    """No model version is servable yet, or TF Serving cannot be reached: worth retrying."""
+
+    status_code, code = 503, "not_ready"
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "2"}
+
+
+class UpstreamTimeout(ServiceError):
+    status_code, code = 504, "upstream_timeout"
+
+
+class UpstreamError(ServiceError):
+    """TF Serving answered, but with an error that retrying will not fix."""
+
+    status_code, code = 502, "upstream_error"
+
+
+def error_body(code: str, message: str, request: Request) -> dict[str, object]:
+    return {
+        "error": {"code": code, "message": message, "request_id": getattr(request.state, "request_id", None)}
+    }
+
+
+def _human(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        if err.get("type") == "json_invalid":
+            return "the request body is not valid JSON"
+        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts[:5]) or "invalid request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service(request: Request, exc: ServiceError) -> JsonResponse:
+        return JsonResponse(error_body(exc.code, exc.message, request), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JsonResponse:
+        return JsonResponse(error_body("invalid_input", _human(exc), request), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JsonResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
+        return JsonResponse(error_body(code, str(exc.detail), request), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
+        log.exception("unhandled error", extra={"request_id": getattr(request.state, "request_id", None)})
+        return JsonResponse(error_body("internal", "internal error; see the server log", request), 500)

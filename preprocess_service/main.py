@@ -1,0 +1,89 @@
+"""App factory and lifespan: settings, upstream client, registry and batcher are built once per process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from preprocess_service import errors, logs
+from preprocess_service.batching import Batcher
+from preprocess_service.config import Settings, get_settings
+from preprocess_service.metrics import Metrics
+from preprocess_service.middleware import RequestContext
+from preprocess_service.registry import Registry
+from preprocess_service.routers import classify, health, model
+from preprocess_service.upstream import Upstream, make_upstream
+
+log = logging.getLogger("preprocess_service")
+
+DESCRIPTION = """\
+Turns raw text into the sparse TF-IDF tensors (`token_ids`, `token_weights`) of the model version it is
+pinned to, asks TensorFlow Serving for that exact version, and maps probabilities back to labels.
+Every response says which model version answered. Errors share one JSON shape: `{"error": {"code",
+"message", "request_id"}}`."""
+
+
+def create_app(settings: Settings | None = None, upstream: Upstream | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = upstream or make_upstream(settings)
+        registry = Registry(settings.model_name, settings.model_dir, client, metrics)
+        batcher = Batcher(
+            client,
+            metrics,
+            settings.batch_enabled,
+            settings.batch_max_size,
+            settings.batch_max_wait_ms / 1000,
+        )
+        app.state.registry, app.state.batcher, app.state.upstream = registry, batcher, client
+        await registry.refresh()
+        poller = asyncio.create_task(registry.run(settings.version_poll_s))
+        log.info(
+            "sidecar started",
+            extra={
+                "model": settings.model_name,
+                "transport": client.transport,
+                "model_dir": str(settings.model_dir),
+                "status": registry.status,
+            },
+        )
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            await batcher.aclose()
+            await client.aclose()
+            log.info("sidecar stopped")
+
+    app = FastAPI(
+        title="Text classifier sidecar",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.api_keys = settings.load_api_keys()
+    errors.install(app)
+    for r in (classify.router, model.router, health.router):
+        app.include_router(r)
+    app.add_middleware(RequestContext, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn preprocess_service.main:app` builds the app on first access, from the environment
+    if name == "app":
+        logs.configure(get_settings().log_level)
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,48 @@
+"""Prometheus metrics, one registry per app (tests build several apps in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "sidecar_requests_total",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "sidecar_request_duration_seconds",
+            "Whole request latency",
+            ["route"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.step_seconds = Histogram(
+            "sidecar_step_duration_seconds",
+            "Latency of each pipeline step (preprocess = vectorize, predict = upstream call, postprocess)",
+            ["step"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "sidecar_batch_size_texts",
+            "Texts per upstream call, after micro-batching",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
+        self.in_flight = Gauge("sidecar_in_flight_requests", "Requests being served now", registry=r)
+        self.model_version = Gauge(
+            "sidecar_model_version", "Model version the sidecar is pinned to", ["model"], registry=r
+        )
+        self.swaps = Counter(
+            "sidecar_model_swaps_total", "Switches to a new model version", ["model"], registry=r
+        )
+        self.upstream_errors = Counter(
+            "sidecar_upstream_errors_total", "Failed calls to TF Serving by kind", ["kind"], registry=r
+        )

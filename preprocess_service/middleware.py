@@ -1,0 +1,119 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request): request id, body-size
+limit enforced before the body is read whole, in-flight gauge, per-route metrics and the access log."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from preprocess_service.metrics import Metrics
+
+log = logging.getLogger("preprocess_service.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_QUIET = {"/healthz", "/readyz", "/metrics"}
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` as soon as a streamed body passes the limit. An HTTPException because
+    FastAPI turns any other exception raised while reading the body into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over the {limit}-byte limit")
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        rid_raw = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = rid_raw if _REQUEST_ID.match(rid_raw) else uuid.uuid4().hex
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = rid
+        started = time.perf_counter()
+        status = {"code": 0}  # 0 until the app starts a response
+        rid_header = (b"x-request-id", rid.encode())
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message["headers"] = [*message.get("headers", []), rid_header]
+            await send(message)
+
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await self._reject(send_wrapper, rid, int(declared))
+            self._observe(scope, 413, started, state)
+            return
+
+        seen = 0
+
+        async def receive_limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise BodyTooLarge(self.max_body)
+            return message
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive_limited, send_wrapper)
+        except BodyTooLarge:  # escaped the app before any response started
+            if status["code"] == 0:
+                await self._reject(send_wrapper, rid, seen)
+        finally:
+            self.metrics.in_flight.dec()
+            self._observe(scope, status["code"] or 500, started, state)
+
+    async def _reject(self, send: Send, rid: str, size: int) -> None:
+        body = orjson.dumps(
+            {
+                "error": {
+                    "code": "payload_too_large",
+                    "request_id": rid,
+                    "message": f"request body over {self.max_body} bytes (got {size}+)",
+                }
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _observe(self, scope: Scope, status: int, started: float, state: dict[str, Any]) -> None:
+        elapsed = time.perf_counter() - started
+        route = scope.get("route")
+        path = getattr(route, "path", None) or ("unmatched" if status == 404 else scope.get("path", ""))
+        self.metrics.requests.labels(path, scope.get("method", ""), str(status)).inc()
+        self.metrics.request_seconds.labels(path).observe(elapsed)
+        if path not in _QUIET or status >= 400:
+            log.info(
+                "request",
+                extra={
+                    "request_id": state.get("request_id"),
+                    "method": scope.get("method"),
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "texts": state.get("n_texts"),
+                },
+            )

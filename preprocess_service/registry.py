@@ -1,0 +1,144 @@
+"""Version pinning and hot swap (contract 4).
+
+The sidecar serves exactly one version at a time: its vectorizer, its labels, and TF Serving's network of
+the same number. A newer version directory is loaded in the background, and the switch (one reference
+assignment, atomic for every request that starts afterwards) happens only once TF Serving reports that
+version AVAILABLE. A request reads :attr:`Registry.current` once and uses that snapshot throughout, so no
+request can mix one version's vectorizer with another version's network."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from preprocess_service.metrics import Metrics
+from preprocess_service.upstream import Upstream
+from textvec import ModelDirError, Vectorizer, VectorizerError, load_labels, modeldir, version_dirs
+
+log = logging.getLogger("preprocess_service.registry")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    path: Path
+    vectorizer: Vectorizer
+    labels: tuple[str, ...]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def load_version(name: str, path: Path) -> ModelVersion:
+    """Read a version's vectorizer, labels and evaluation report; raises on anything inconsistent."""
+    vec = Vectorizer.load(path / modeldir.VECTORIZER)
+    labels = tuple(load_labels(path))
+    metrics: dict[str, Any] = {}
+    fingerprint = None
+    mpath = path / modeldir.METRICS
+    if mpath.is_file():
+        try:
+            doc = orjson.loads(mpath.read_bytes())
+            test = doc.get("test", {})
+            metrics = {
+                "dataset": doc.get("dataset"),
+                "accuracy": test.get("accuracy"),
+                "macro_f1": test.get("macro_f1"),
+                "per_class": test.get("per_class"),
+                "data_cleaning": doc.get("data_cleaning"),
+            }
+            fingerprint = doc.get("vectorizer_fingerprint")
+        except (orjson.JSONDecodeError, AttributeError):
+            log.warning("unreadable metrics.json", extra={"path": str(mpath)})
+    if fingerprint and fingerprint != vec.fingerprint:
+        raise ModelDirError(f"{path}: metrics.json belongs to another vectorizer")
+    return ModelVersion(name, int(path.name), path, vec, labels, metrics)
+
+
+class Registry:
+    def __init__(self, model_name: str, model_dir: Path, upstream: Upstream, metrics: Metrics) -> None:
+        self.model_name = model_name
+        self.model_dir = model_dir
+        self.upstream = upstream
+        self.metrics = metrics
+        self.current: ModelVersion | None = None
+        self.status = "starting"
+        self._loaded: dict[int, ModelVersion] = {}
+        self._broken: dict[int, float] = {}  # version -> mtime of the directory when it failed
+        self._wake = asyncio.Event()
+
+    def request_refresh(self) -> None:
+        """Called when TF Serving says the pinned version is gone: look again now, not at the next poll."""
+        self._wake.set()
+
+    async def _candidate(self, version: int, path: Path) -> ModelVersion | None:
+        if version in self._loaded:
+            return self._loaded[version]
+        mtime = path.stat().st_mtime if path.exists() else 0.0
+        if self._broken.get(version) == mtime:
+            return None
+        try:
+            mv = await asyncio.to_thread(load_version, self.model_name, path)
+        except (VectorizerError, ModelDirError, OSError, ValueError) as exc:
+            self._broken[version] = mtime
+            log.error("skipping model version: %s", exc, extra={"version": version})
+            return None
+        self._loaded[version] = mv
+        return mv
+
+    async def refresh(self) -> None:
+        dirs = version_dirs(self.model_dir)
+        current = self.current
+        for version in sorted(dirs, reverse=True):
+            if current is not None and version <= current.version and current.version in dirs:
+                break
+            mv = await self._candidate(version, dirs[version])
+            if mv is None:
+                continue
+            state = await self.upstream.version_state(version)
+            if state == "AVAILABLE":
+                self._switch(mv)
+                break
+            # keep serving what we have; an older directory TF Serving already holds may still do
+            if current is None:
+                self.status = f"version {version} is loaded here but TF Serving reports it {state}"
+        if not dirs and current is None:
+            self.status = f"no model version directory under {self.model_dir}"
+        # forget versions that are gone, so memory does not grow with every rollout
+        for v in list(self._loaded):
+            if v not in dirs and (self.current is None or v != self.current.version):
+                del self._loaded[v]
+
+    def _switch(self, mv: ModelVersion) -> None:
+        previous = self.current
+        self.current = mv
+        self.status = "ready"
+        self.metrics.model_version.labels(self.model_name).set(mv.version)
+        if previous is None or previous.version != mv.version:
+            self.metrics.swaps.labels(self.model_name).inc()
+            log.info(
+                "serving model version",
+                extra={
+                    "model": self.model_name,
+                    "version": mv.version,
+                    "previous": previous.version if previous else None,
+                    "fingerprint": mv.vectorizer.fingerprint,
+                },
+            )
+
+    async def run(self, poll_s: float) -> None:
+        """Poll forever; quicker until the first version is servable."""
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # a poller that dies silently is worse than a logged error
+                log.exception("version refresh failed")
+            wait = poll_s if self.current is not None else min(poll_s, 0.5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            self._wake.clear()

@@ -1,0 +1,92 @@
+"""TF Serving's gRPC API: one channel and stub per process, a deadline on every call, explicit shapes.
+
+Importing ``tensorflow_serving.apis`` imports TensorFlow (~750 MB RSS, seconds of start-up), which is
+why this module is only imported when ``SIDECAR_TRANSPORT=grpc``."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+    model_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from preprocess_service.errors import NotReady, UpstreamError, UpstreamTimeout
+
+_STATE_NAMES = {0: "UNKNOWN", 10: "START", 20: "LOADING", 30: "AVAILABLE", 40: "UNLOADING", 50: "END"}
+
+
+def _tensor(array: np.ndarray, dtype: int) -> tensor_pb2.TensorProto:
+    shape = tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in array.shape]
+    )
+    return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape, tensor_content=array.tobytes())
+
+
+def _to_numpy(t: tensor_pb2.TensorProto) -> np.ndarray:
+    shape = [d.size for d in t.tensor_shape.dim]
+    if t.tensor_content:
+        return np.frombuffer(t.tensor_content, dtype=np.float32).reshape(shape)
+    return np.asarray(t.float_val, dtype=np.float32).reshape(shape)
+
+
+class GrpcUpstream:
+    transport = "grpc"
+
+    def __init__(self, target: str, model_name: str, timeout_s: float) -> None:
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self._channel = grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", 64 << 20),
+                ("grpc.max_send_message_length", 64 << 20),
+            ],
+        )
+        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    async def predict(self, version: int, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        req = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=self.model_name, signature_name="serving_default"),
+            output_filter=["probabilities"],
+        )
+        req.model_spec.version.value = version
+        req.inputs["token_ids"].CopyFrom(_tensor(np.ascontiguousarray(ids, np.int64), types_pb2.DT_INT64))
+        req.inputs["token_weights"].CopyFrom(
+            _tensor(np.ascontiguousarray(weights, np.float32), types_pb2.DT_FLOAT)
+        )
+        try:
+            resp = await self._predict.Predict(req, timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise UpstreamTimeout(f"TF Serving did not answer within {self.timeout_s}s") from exc
+            if code in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.NOT_FOUND,
+                grpc.StatusCode.FAILED_PRECONDITION,
+            ):
+                raise NotReady(f"TF Serving cannot serve version {version} now: {exc.details()}") from exc
+            raise UpstreamError(f"TF Serving refused the request ({code.name}): {exc.details()}") from exc
+        return _to_numpy(resp.outputs["probabilities"])
+
+    async def version_state(self, version: int) -> str:
+        req = get_model_status_pb2.GetModelStatusRequest(model_spec=model_pb2.ModelSpec(name=self.model_name))
+        req.model_spec.version.value = version
+        try:
+            resp = await self._models.GetModelStatus(req, timeout=min(self.timeout_s, 2.0))
+        except grpc.aio.AioRpcError as exc:
+            return "UNREACHABLE" if exc.code() == grpc.StatusCode.UNAVAILABLE else "UNKNOWN"
+        for st in resp.model_version_status:
+            if st.version == version:
+                return _STATE_NAMES.get(st.state, "UNKNOWN")
+        return "UNKNOWN"
+
+    async def aclose(self) -> None:
+        await self._channel.close()

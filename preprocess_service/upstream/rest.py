@@ -1,0 +1,69 @@
+"""TF Serving's REST API through one pooled keep-alive client, columnar (``inputs``) JSON via orjson."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import orjson
+
+from preprocess_service.errors import NotReady, UpstreamError, UpstreamTimeout
+
+
+class RestUpstream:
+    transport = "rest"
+
+    def __init__(self, base_url: str, model_name: str, timeout_s: float) -> None:
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self._url = f"{base_url}/v1/models/{model_name}"
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=60),
+        )
+
+    async def predict(self, version: int, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        body = orjson.dumps(
+            {"signature_name": "serving_default", "inputs": {"token_ids": ids, "token_weights": weights}},
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
+        try:
+            resp = await self._client.post(
+                f"{self._url}/versions/{version}:predict",
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"TF Serving did not answer within {self.timeout_s}s") from exc
+        except httpx.TransportError as exc:
+            raise NotReady(f"TF Serving is unreachable: {type(exc).__name__}") from exc
+        if resp.status_code == 200:
+            outputs = orjson.loads(resp.content)["outputs"]
+            probs = outputs["probabilities"] if isinstance(outputs, dict) else outputs
+            return np.asarray(probs, dtype=np.float32)
+        message = _error_message(resp)
+        if resp.status_code in (404, 503):
+            raise NotReady(f"TF Serving cannot serve version {version} now: {message}")
+        raise UpstreamError(f"TF Serving refused the request ({resp.status_code}): {message}")
+
+    async def version_state(self, version: int) -> str:
+        try:
+            resp = await self._client.get(f"{self._url}/versions/{version}", timeout=min(self.timeout_s, 2.0))
+        except httpx.HTTPError:
+            return "UNREACHABLE"
+        if resp.status_code != 200:
+            return "UNKNOWN"
+        statuses = orjson.loads(resp.content).get("model_version_status", [])
+        for st in statuses:
+            if str(st.get("version")) == str(version):
+                return str(st.get("state", "UNKNOWN"))
+        return "UNKNOWN"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _error_message(resp: httpx.Response) -> str:
+    try:
+        return str(orjson.loads(resp.content).get("error", resp.text))[:300]
+    except (orjson.JSONDecodeError, AttributeError):
+        return resp.text[:300]
