@@ -160,7 +160,7 @@ def test_chart_custom_metric_autoscaling(rendered: Rendered) -> None:
         {
             "type": "Pods",
             "pods": {
-                "metric": {"name": "sidecar_inflight_requests"},
+                "metric": {"name": "sidecar_in_flight_requests"},
                 "target": {"type": "AverageValue", "averageValue": "16"},
             },
         }
@@ -289,7 +289,7 @@ def test_chart_auth_uses_existing_secret_file(
     )
     secret = one(created, "Secret")
     assert (
-        base64.b64decode(secret["data"]["api-keys"]).decode() == "key-aaaaaaaaaaaaaaaa,key-bbbbbbbbbbbbbbbb"
+        base64.b64decode(secret["data"]["api-keys"]).decode() == "key-aaaaaaaaaaaaaaaa\nkey-bbbbbbbbbbbbbbbb\n"
     )
     assert "checksum/api-keys" in one(created, "Deployment")["spec"]["template"]["metadata"]["annotations"]
 
