@@ -15,9 +15,9 @@ MODELS     ?= models
 TEST_PREREQS :=
 -include mk/*.mk
 
-.PHONY: help install test lint train fmt clean
+.PHONY: help install test lint train run fmt clean
 help: ## list targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ fmt: install
 
 train: install ## train DATASET (bbc-news | chinese-reviews | path) into MODELS/MODEL_NAME/<next version>
 	$(PY) -m training train --dataset $(DATASET) --model-name $(MODEL_NAME) --out $(MODELS)
+
+PORT ?= 8080
+GRPC_PORT ?= 8500
+REST_PORT ?= 8501
+run: install ## train if needed, serve DATASET locally (model server + sidecar on 127.0.0.1), Ctrl-C stops
+	@$(PY) scripts/run_local.py --dataset $(DATASET) --model-name $(MODEL_NAME) --models $(MODELS) \
+		--port $(PORT) --grpc-port $(GRPC_PORT) --rest-port $(REST_PORT)
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache out
