@@ -60,7 +60,11 @@ def test_rest_metadata_signature_def(rest: httpx.Client, target: Target, path: s
     doc = r.json()
     assert doc["model_spec"]["name"] == target.model_name
     assert doc["model_spec"]["signature_name"] == ""
-    assert doc["model_spec"]["version"] == ("1" if "versions" in path else str(max(target.status())))
+    assert doc["model_spec"]["version"] == (
+        "1"
+        if "versions" in path
+        else str(max(v for v, st in target.status().items() if st["state"] == "AVAILABLE"))
+    )
     sig = doc["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert sig["method_name"] == "tensorflow/serving/predict"
     assert sig["inputs"]["token_ids"]["dtype"] == "DT_INT64"
