@@ -20,6 +20,7 @@ def main() -> None:
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         timeout_keep_alive=30,
+        server_header=False,
     )
 
 
