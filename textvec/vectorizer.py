@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,14 +31,21 @@ class VectorizerError(ValueError):
     """A vectorizer.json that cannot be trusted: wrong format, inconsistent, or tampered with."""
 
 
+# scikit-learn's default pattern. For ``findall`` it finds the same tokens as ``\w\w+`` (a greedy run of
+# word characters always ends at a word boundary, and after a match or a failed one-letter word the scan
+# resumes on a non-word character, so every match starts at a boundary too); the shorter pattern runs
+# about 30% faster, so the default is compiled as that. Any other pattern is used as given.
+_FAST_PATTERNS = {DEFAULT_TOKEN_PATTERN: r"(?u)\w\w+"}
+
+
 def _word_ngrams(tokens: list[str], min_n: int, max_n: int) -> list[str]:
     if max_n == 1:
         return tokens
     out = list(tokens) if min_n == 1 else []
     n_tokens = len(tokens)
-    join = " ".join
     for n in range(max(min_n, 2), min(max_n, n_tokens) + 1):
-        out.extend(join(tokens[i : i + n]) for i in range(n_tokens - n + 1))
+        # zip of shifted slices + " ".join in C: the n-grams in scikit-learn's order, ~2x a Python loop
+        out.extend(map(" ".join, zip(*(tokens[k:] for k in range(n)), strict=False)))
     return out
 
 
@@ -81,7 +88,9 @@ class Vectorizer:
             raise VectorizerError("vocabulary has duplicate terms")
         object.__setattr__(self, "idf", np.asarray(self.idf, dtype=np.float64))
         object.__setattr__(self, "_index", index)
-        object.__setattr__(self, "_pattern", re.compile(self.token_pattern))
+        object.__setattr__(
+            self, "_pattern", re.compile(_FAST_PATTERNS.get(self.token_pattern, self.token_pattern))
+        )
         expected = self.compute_fingerprint()
         if not self.fingerprint:
             object.__setattr__(self, "fingerprint", expected)
@@ -103,19 +112,28 @@ class Vectorizer:
         return _word_ngrams(self._pattern.findall(text), lo, hi)
 
     def transform_one(self, text: str) -> tuple[list[int], list[float]]:
-        """Sparse TF-IDF of one text: term ids (ascending) and L2-normalised weights."""
-        get = self._index.get
-        counts = Counter(i for i in map(get, self.terms(text)) if i is not None)
-        if not counts:
+        """Sparse TF-IDF of one text: term ids (ascending) and L2-normalised weights.
+
+        The sidecar calls this once per request, so it is written for speed: the dictionary lookups
+        run in C (``map`` over ``dict.get``), and counting, sorting and weighting are a handful of
+        numpy calls instead of a Python loop per term (~2x faster on a 400-word document)."""
+        terms = self.terms(text)
+        if not terms:
             return [], []
-        ids = sorted(counts)
-        idf = self.idf
+        found = np.fromiter(map(self._index.get, terms, repeat(-1)), dtype=np.int64, count=len(terms))
+        ids, counts = np.unique(found, return_counts=True)  # sorted ids, term frequency of each
+        if ids[0] < 0:  # -1 stands for every out-of-vocabulary term
+            ids, counts = ids[1:], counts[1:]
+            if not len(ids):
+                return [], []
         if self.sublinear_tf:
-            raw = [(1.0 + math.log(counts[i])) * idf[i] for i in ids]
+            raw = np.log(counts)
+            raw += 1.0
         else:
-            raw = [counts[i] * idf[i] for i in ids]
-        norm = math.sqrt(math.fsum(w * w for w in raw))
-        return ids, [float(w / norm) for w in raw]
+            raw = counts.astype(np.float64)
+        raw *= self.idf[ids]
+        raw /= math.sqrt(float(raw @ raw))
+        return ids.tolist(), raw.tolist()
 
     def transform(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Padded batch tensors for the serving signature: ``token_ids`` int64 and ``token_weights``
