@@ -288,9 +288,8 @@ def test_chart_auth_uses_existing_secret_file(
         sets=("auth.enabled=true", "auth.apiKeys={key-aaaaaaaaaaaaaaaa,key-bbbbbbbbbbbbbbbb}")
     )
     secret = one(created, "Secret")
-    assert (
-        base64.b64decode(secret["data"]["api-keys"]).decode() == "key-aaaaaaaaaaaaaaaa\nkey-bbbbbbbbbbbbbbbb\n"
-    )
+    expected = "key-aaaaaaaaaaaaaaaa\nkey-bbbbbbbbbbbbbbbb\n"
+    assert base64.b64decode(secret["data"]["api-keys"]).decode() == expected
     assert "checksum/api-keys" in one(created, "Deployment")["spec"]["template"]["metadata"]["annotations"]
 
 
