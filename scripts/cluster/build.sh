@@ -29,6 +29,17 @@ export GOFLAGS="-mod=mod -buildvcs=false"
 export CGO_ENABLED=0
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
+# Upstream stage files (paths under the kwok module's kustomize/stage/) that make KWOK nodes Ready and keep
+# their lease, take pods Pending -> Initialized -> Running/Ready after 1-6 s, complete Job pods, and delete
+# pods as soon as they are marked for deletion (the "fast" pod-delete, as in kwokctl's defaults: graceful
+# termination is not simulated, which keeps rollouts, drains and namespace deletion quick).
+KWOK_STAGES=(
+  node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+  pod/general/pod-create.yaml pod/general/pod-init-container-running.yaml
+  pod/general/pod-init-container-completed.yaml pod/general/pod-ready.yaml pod/general/pod-complete.yaml
+  pod/fast/pod-delete.yaml
+)
+
 k8s_ok() {
   local b
   for b in kube-apiserver kube-controller-manager kube-scheduler; do
@@ -43,7 +54,7 @@ kwok_ok() {
   [[ -x "$KWOK_BIN_DIR/kwok" && -x "$KWOK_BIN_DIR/kwokctl" ]] || return 1
   "$KWOK_BIN_DIR/kwok" --version 2>/dev/null | grep -q "${KWOK_VERSION#v}" || return 1
   "$KWOK_BIN_DIR/kwokctl" --version 2>/dev/null | grep -q "${KWOK_VERSION#v}" || return 1
-  [[ -s "$KWOK_BIN_DIR/stages/default-stages.yaml" ]]
+  [[ "$(head -1 "$KWOK_BIN_DIR/stages/default-stages.yaml" 2>/dev/null)" == "# stages: ${KWOK_STAGES[*]}" ]]
 }
 
 if [[ "${1:-}" == "--check" ]]; then
@@ -155,18 +166,17 @@ else
   (cd "$mod" && build_with_progress "kwok $KWOK_VERSION" "$mod/build.log" -trimpath -ldflags "$ld" -o "$out/" \
       sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl)
   rm -rf "$KWOK_BIN_DIR.tmp"; mkdir -p "$KWOK_BIN_DIR.tmp/stages"; cp "$out/kwok" "$out/kwokctl" "$KWOK_BIN_DIR.tmp/"
-  # The kwok controller alone has no built-in stages (kwokctl adds them); keep upstream's stage files of this
-  # release next to the binary, concatenated into one multi-document config: nodes become Ready and keep
-  # their lease, pods go Pending -> Running/Ready, Job pods complete, deleted pods go away.
+  # The kwok controller alone has no built-in stages (kwokctl adds them): keep upstream's stage files of this
+  # release next to the binary, concatenated into one multi-document config.
   src="$(cd "$mod" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
-  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
-           pod/general/pod-create.yaml pod/general/pod-init-container-running.yaml \
-           pod/general/pod-init-container-completed.yaml pod/general/pod-ready.yaml \
-           pod/general/pod-complete.yaml pod/general/pod-delete.yaml; do
-    [[ -s "$src/$f" ]] || die "kwok stage $src/$f not found in the module"
-    printf -- '---\n# from sigs.k8s.io/kwok@%s kustomize/stage/%s\n' "$KWOK_VERSION" "$f"
-    cat "$src/$f"
-  done >"$KWOK_BIN_DIR.tmp/stages/default-stages.yaml"
+  {
+    printf '# stages: %s\n' "${KWOK_STAGES[*]}"
+    for f in "${KWOK_STAGES[@]}"; do
+      [[ -s "$src/$f" ]] || die "kwok stage $src/$f not found in the module"
+      printf -- '---\n# from sigs.k8s.io/kwok@%s kustomize/stage/%s\n' "$KWOK_VERSION" "$f"
+      cat "$src/$f"
+    done
+  } >"$KWOK_BIN_DIR.tmp/stages/default-stages.yaml"
   rm -rf "$KWOK_BIN_DIR"; mv "$KWOK_BIN_DIR.tmp" "$KWOK_BIN_DIR"
   kwok_ok || die "built kwok/kwokctl do not report $KWOK_VERSION"
   log "kwok $KWOK_VERSION: done in $((SECONDS - t))s -> $KWOK_BIN_DIR"
