@@ -1,6 +1,12 @@
-"""TF Serving's REST API through one pooled keep-alive client, columnar (``inputs``) JSON via orjson."""
+"""TF Serving's REST API through one pooled keep-alive client, columnar (``inputs``) JSON via orjson.
+
+httpx's timeout bounds each connect, read and write separately, so a server that trickles its answer a
+byte at a time would never trip it: every call also runs under ``asyncio.timeout``, a deadline for the
+whole exchange."""
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 import numpy as np
@@ -27,12 +33,13 @@ class RestUpstream:
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
         try:
-            resp = await self._client.post(
-                f"{self._url}/versions/{version}:predict",
-                content=body,
-                headers={"content-type": "application/json"},
-            )
-        except httpx.TimeoutException as exc:
+            async with asyncio.timeout(self.timeout_s):
+                resp = await self._client.post(
+                    f"{self._url}/versions/{version}:predict",
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise UpstreamTimeout(f"TF Serving did not answer within {self.timeout_s}s") from exc
         except httpx.TransportError as exc:
             raise NotReady(f"TF Serving is unreachable: {type(exc).__name__}") from exc
@@ -46,9 +53,11 @@ class RestUpstream:
         raise UpstreamError(f"TF Serving refused the request ({resp.status_code}): {message}")
 
     async def version_state(self, version: int) -> str:
+        deadline = min(self.timeout_s, 2.0)
         try:
-            resp = await self._client.get(f"{self._url}/versions/{version}", timeout=min(self.timeout_s, 2.0))
-        except httpx.HTTPError:
+            async with asyncio.timeout(deadline):
+                resp = await self._client.get(f"{self._url}/versions/{version}", timeout=deadline)
+        except (httpx.HTTPError, TimeoutError):
             return "UNREACHABLE"
         if resp.status_code != 200:
             return "UNKNOWN"
