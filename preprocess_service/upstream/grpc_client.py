@@ -46,6 +46,12 @@ class GrpcUpstream:
             options=[
                 ("grpc.max_receive_message_length", 64 << 20),
                 ("grpc.max_send_message_length", 64 << 20),
+                # TF Serving is in the same pod: after it restarts, reconnect within a second instead of
+                # gRPC's default exponential backoff (up to 120 s), which kept the sidecar answering 503
+                # for seconds after the server was back
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.min_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 1000),
             ],
         )
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
