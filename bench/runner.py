@@ -1,0 +1,338 @@
+"""One benchmark run: start each way of serving on 127.0.0.1, drive it at each concurrency with the
+load generator, read the processes' counters around every measured window, and collect one result.
+
+Ways of serving (``TARGETS``):
+- ``inproc``: the ceiling, vectorize + SavedModel call in one process (bench/inproc.py);
+- ``dense_rest``: the usual transformer, dense TF-IDF as JSON ``instances`` over REST (bench/baseline.py)
+  to the model server serving the same weights with a dense signature (bench/dense_model.py);
+- ``sidecar_{rest,grpc}_{batch,nobatch}``: the product's sidecar, sparse tensors over either transport,
+  micro-batching on or off.
+Each HTTP target runs alone (its own processes, started fresh, stopped after), so each peak RSS and
+CPU count belongs to one configuration."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench import loadgen, procstat
+from bench.microbench import vectorize_one
+from tests.stack import HOST, Proc, free_port, start_model_server, start_sidecar, wait_until
+from textvec import Vectorizer, load_labels, version_dirs
+
+SIDECARS = ("sidecar_rest_batch", "sidecar_rest_nobatch", "sidecar_grpc_batch", "sidecar_grpc_nobatch")
+TARGETS = ("inproc", "dense_rest", *SIDECARS)
+DESCRIPTIONS = {
+    "inproc": "in-process ceiling: vectorize + SavedModel call, no HTTP (c docs per model call)",
+    "dense_rest": "baseline: FastAPI transformer, dense TF-IDF as JSON instances over REST",
+    "sidecar_rest_batch": "sidecar, sparse over REST, micro-batching on",
+    "sidecar_rest_nobatch": "sidecar, sparse over REST, micro-batching off",
+    "sidecar_grpc_batch": "sidecar, sparse over gRPC, micro-batching on",
+    "sidecar_grpc_nobatch": "sidecar, sparse over gRPC, micro-batching off",
+}
+TARGET_LIMITS = {
+    "throughput_c32_vs_dense": 3.0,  # at least
+    "p99_ms_c32": 40.0,  # at most
+    "vectorize_one_400_word_doc_us": 150.0,  # at most
+    "payload_vs_dense": 0.1,  # at most
+    "sidecar_peak_rss_mb": 400.0,  # at most
+}
+
+
+@dataclass
+class BenchSettings:
+    model_base: Path
+    model_name: str = "news"
+    concurrency: tuple[int, ...] = (1, 8, 32, 128)
+    duration_s: float = 6.0
+    warmup_s: float = 1.5
+    targets: tuple[str, ...] = TARGETS
+    raw_dir: Path = Path("bench/raw")
+    mode: str = "full"
+    ready_timeout_s: float = 180.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _spawn(name: str, args: list[str], log_dir: Path) -> Proc:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    with log_path.open("ab") as fh:
+        popen = subprocess.Popen([sys.executable, *args], stdout=fh, stderr=subprocess.STDOUT, env=env)
+    return Proc(name, popen, log_path)
+
+
+def _wait_available(server: Proc, model_name: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = wait_until(server, f"/v1/models/{model_name}", timeout=timeout)
+        states = [s.get("state") for s in r.json().get("model_version_status", [])]
+        if "AVAILABLE" in states:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{server.name}: no version AVAILABLE after {timeout}s: {states}")
+        time.sleep(0.2)
+
+
+def _labels_of(url: str, docs: list[str]) -> list[str]:
+    """Labels for a few documents, through the target's HTTP API (a correctness check, not timed)."""
+    out = []
+    with httpx.Client(timeout=30) as client:
+        for d in docs:
+            r = client.post(url, json={"text": d})
+            r.raise_for_status()
+            body = r.json()
+            out.append(body["predictions"][0]["label"] if "predictions" in body else body["label"])
+    return out
+
+
+class Runner:
+    def __init__(self, settings: BenchSettings, docs: list[str], emit: Callable[[str], None] = print) -> None:
+        self.s = settings
+        self.docs = docs
+        self.emit = emit
+        self.logs = settings.raw_dir / "logs"
+        self.loop = loadgen.new_loop()
+        self.bodies = [orjson.dumps({"text": d}) for d in docs]
+        self.check_docs = docs[:12]
+
+    # -- one HTTP target at every concurrency -------------------------------------------------------
+    def _drive(self, target: str, front: Proc, server: Proc) -> dict[str, Any]:
+        port = front.ports["http"]
+        requests = loadgen.build_requests(HOST, port, "/v1/classify", self.bodies)
+        server_ports = [server.ports["http"], server.ports["grpc"]]
+        fpid, spid = front.popen.pid, server.popen.pid
+        runs = []
+        for c in self.s.concurrency:
+            self.loop.run_until_complete(loadgen.run_load(HOST, port, requests, c, self.s.warmup_s))
+            cpu_f, cpu_s = procstat.cpu_seconds(fpid), procstat.cpu_seconds(spid)
+            sent0 = procstat.bytes_sent_to(server_ports)
+            load0 = procstat.loadavg()
+            r = self.loop.run_until_complete(loadgen.run_load(HOST, port, requests, c, self.s.duration_s))
+            sent = procstat.sent_delta(sent0, procstat.bytes_sent_to(server_ports))
+            n = max(1, r.requests)
+            run = asdict(r) | {
+                "bytes_to_model_server_per_doc": round(sent / n, 1),
+                "front_cpu_ms_per_request": round((procstat.cpu_seconds(fpid) - cpu_f) / n * 1000, 4),
+                "model_server_cpu_ms_per_request": round((procstat.cpu_seconds(spid) - cpu_s) / n * 1000, 4),
+                "front_rss_mb": round(procstat.memory_kb(fpid).get("VmRSS", 0) / 1024, 1),
+                "loadavg_1m_before": load0[0],
+            }
+            runs.append(run)
+            lat = r.latency_ms
+            self.emit(
+                f"  {target:22s} c={c:<4d} {r.throughput_rps:8.1f} req/s  p50 {lat.get('p50', 0):7.2f}  "
+                f"p99 {lat.get('p99', 0):7.2f} ms  {run['bytes_to_model_server_per_doc']:9.0f} B/doc  "
+                f"errors {r.errors}" + (f" ({r.first_error})" if r.errors else "")
+            )
+        return {
+            "description": DESCRIPTIONS[target],
+            "runs": runs,
+            "peak_rss_mb": round(procstat.memory_kb(fpid).get("VmHWM", 0) / 1024, 1),
+            "model_server_peak_rss_mb": round(procstat.memory_kb(spid).get("VmHWM", 0) / 1024, 1),
+        }
+
+    # -- the targets ----------------------------------------------------------------------------------
+    def inproc(self, version_dir: Path, docs_path: Path) -> dict[str, Any]:
+        out = self.s.raw_dir / "inproc.json"
+        cmd = [
+            sys.executable, "-m", "bench.inproc", "--version-dir", str(version_dir), "--docs", str(docs_path),
+            "--concurrency", ",".join(map(str, self.s.concurrency)), "--duration", str(self.s.duration_s),
+            "--warmup", str(self.s.warmup_s), "--out", str(out),
+        ]  # fmt: skip
+        log = self.logs / "inproc.log"
+        with log.open("ab") as fh:
+            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ}).returncode
+        if rc != 0:
+            raise RuntimeError(f"bench.inproc failed ({rc}):\n{log.read_text(errors='replace')[-3000:]}")
+        res: dict[str, Any] = orjson.loads(out.read_bytes())
+        for run in res["runs"]:
+            lat = run["latency_ms"]
+            self.emit(
+                f"  {'inproc':22s} c={run['concurrency']:<4d} {run['throughput_rps']:8.1f} req/s  "
+                f"p50 {lat['p50']:7.2f}  p99 {lat['p99']:7.2f} ms"
+            )
+        return {"description": DESCRIPTIONS["inproc"], **res}
+
+    def sidecars(self, version_dir: Path, wanted: list[str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        out: dict[str, Any] = {}
+        labels: dict[str, list[str]] = {}
+        server = start_model_server(self.s.model_base, self.s.model_name, self.logs)
+        try:
+            _wait_available(server, self.s.model_name, self.s.ready_timeout_s)
+            for target in wanted:
+                _, transport, batching = target.split("_")
+                sidecar = start_sidecar(
+                    self.s.model_base, self.s.model_name, server, self.logs, transport=transport,
+                    batch_enabled="true" if batching == "batch" else "false",
+                )  # fmt: skip
+                try:
+                    wait_until(sidecar, "/readyz", timeout=self.s.ready_timeout_s)
+                    labels[target] = _labels_of(sidecar.url() + "/v1/classify", self.check_docs)
+                    out[target] = {"transport": transport, "batching": batching == "batch"}
+                    out[target] |= self._drive(target, sidecar, server)
+                finally:
+                    sidecar.stop()
+        finally:
+            server.stop()
+        return out, labels
+
+    def dense(self, version_dir: Path) -> tuple[dict[str, Any], list[str]]:
+        dense_base = self.s.raw_dir / "dense_models"
+        log = self.logs / "dense_export.log"
+        with log.open("ab") as fh:
+            cmd = [
+                sys.executable,
+                "-m",
+                "bench.dense_model",
+                str(version_dir),
+                str(dense_base / self.s.model_name),
+            ]
+            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
+        if rc != 0:
+            raise RuntimeError(f"dense export failed ({rc}):\n{log.read_text(errors='replace')[-3000:]}")
+        server = start_model_server(dense_base, self.s.model_name, self.logs)
+        front = None
+        try:
+            _wait_available(server, self.s.model_name, self.s.ready_timeout_s)
+            port = free_port()
+            front = _spawn(
+                f"dense_baseline_{port}",
+                ["-m", "bench.baseline", "--port", str(port), "--model-name", self.s.model_name,
+                 "--model-dir", str(dense_base / self.s.model_name / version_dir.name),
+                 "--upstream", server.url()],
+                self.logs,
+            )  # fmt: skip
+            front.ports = {"http": port}
+            wait_until(front, "/healthz", timeout=self.s.ready_timeout_s)
+            labels = _labels_of(front.url() + "/v1/classify", self.check_docs)
+            result = {"transport": "rest-dense", "batching": False} | self._drive("dense_rest", front, server)
+        finally:
+            if front is not None:
+                front.stop()
+            server.stop()
+        return result, labels
+
+    # -- everything -----------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        versions = version_dirs(self.s.model_base / self.s.model_name)
+        if not versions:
+            raise RuntimeError(f"no model version under {self.s.model_base / self.s.model_name}")
+        version_dir = versions[max(versions)]
+        vec = Vectorizer.load(version_dir / "assets" / "vectorizer.json")
+        docs_path = self.s.raw_dir / "docs.json"
+        docs_path.write_bytes(orjson.dumps(self.docs))
+        result: dict[str, Any] = {
+            "schema": "textclf-bench/1",
+            "mode": self.s.mode,
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": procstat.machine(),
+            "load": {"uptime_before": _uptime(), "loadavg_before": procstat.loadavg()},
+            "model": {
+                "name": self.s.model_name,
+                "version": int(version_dir.name),
+                "n_features": vec.n_features,
+                "labels": load_labels(version_dir),
+                "documents": len(self.docs),
+                "documents_mean_words": round(sum(len(d.split()) for d in self.docs) / len(self.docs), 1),
+            },
+            "settings": {
+                "concurrency": list(self.s.concurrency),
+                "duration_s": self.s.duration_s,
+                "warmup_s": self.s.warmup_s,
+                "sidecar_default_transport": _default_transport(),
+                **self.s.extra,
+            },
+        }
+        self.emit(f"vectorizer micro-benchmark ({vec.n_features} features)")
+        result["vectorize_one_doc"] = vectorize_one(vec, self.docs)
+        self.emit(f"  {result['vectorize_one_doc']}")
+        targets: dict[str, Any] = {}
+        labels: dict[str, list[str]] = {}
+        if "inproc" in self.s.targets:
+            targets["inproc"] = self.inproc(version_dir, docs_path)
+        if "dense_rest" in self.s.targets:
+            targets["dense_rest"], labels["dense_rest"] = self.dense(version_dir)
+        wanted = [t for t in SIDECARS if t in self.s.targets]
+        if wanted:
+            found, sidecar_labels = self.sidecars(version_dir, wanted)
+            targets.update(found)
+            labels.update(sidecar_labels)
+        result["targets"] = targets
+        distinct = {tuple(v) for v in labels.values()}
+        result["same_labels_across_targets"] = len(distinct) <= 1
+        if len(distinct) > 1:
+            raise RuntimeError(f"targets disagree on the labels of the same documents: {labels}")
+        result["load"] |= {"uptime_after": _uptime(), "loadavg_after": procstat.loadavg()}
+        result["wall_s"] = round(time.monotonic() - started, 1)
+        result["targets_check"] = evaluate(result)
+        return result
+
+
+def _uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "load average: " + ", ".join(map(str, procstat.loadavg()))
+
+
+def _default_transport() -> str:
+    from preprocess_service.config import Settings
+
+    return str(Settings.model_fields["transport"].default)
+
+
+def _run_at(target: dict[str, Any] | None, c: int) -> dict[str, Any] | None:
+    if not target:
+        return None
+    return next((r for r in target["runs"] if r["concurrency"] == c), None)
+
+
+def evaluate(result: dict[str, Any]) -> dict[str, Any]:
+    """Each target of issue 7 with its measured value; ``met`` is None where the run lacks the data."""
+    targets = result.get("targets", {})
+    default = f"sidecar_{result['settings']['sidecar_default_transport']}_batch"
+    side = targets.get(default)
+    dense = targets.get("dense_rest")
+    checks: dict[str, Any] = {"default_configuration": default}
+
+    def check(name: str, value: float | None, at_least: bool = False) -> None:
+        limit = TARGET_LIMITS[name]
+        met = None if value is None else (value >= limit if at_least else value <= limit)
+        checks[name] = {
+            "value": value,
+            "limit": limit,
+            "at_least" if at_least else "at_most": True,
+            "met": met,
+        }
+
+    s32, d32 = _run_at(side, 32), _run_at(dense, 32)
+    ratio = s32["throughput_rps"] / d32["throughput_rps"] if s32 and d32 and d32["throughput_rps"] else None
+    check("throughput_c32_vs_dense", round(ratio, 2) if ratio else None, at_least=True)
+    check("p99_ms_c32", s32["latency_ms"].get("p99") if s32 else None)
+    # best of the timed rounds, timeit's convention: the least disturbed by the other work on the cores
+    check("vectorize_one_400_word_doc_us", result.get("vectorize_one_doc", {}).get("us_best"))
+    s1, d1 = _run_at(side, 1), _run_at(dense, 1)
+    payload = (
+        s1["bytes_to_model_server_per_doc"] / d1["bytes_to_model_server_per_doc"]
+        if s1 and d1 and d1["bytes_to_model_server_per_doc"]
+        else None
+    )
+    check("payload_vs_dense", round(payload, 4) if payload is not None else None)
+    check("sidecar_peak_rss_mb", side["peak_rss_mb"] if side else None)
+    checks["peak_rss_mb_by_transport"] = {
+        k: v["peak_rss_mb"] for k, v in targets.items() if k.startswith("sidecar_")
+    }
+    return checks
