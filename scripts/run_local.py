@@ -21,7 +21,7 @@ from pathlib import Path
 
 EXAMPLES = {
     "bbc-news": "The striker scored twice as the home side won the cup final in extra time.",
-    "chinese-reviews": "这本书内容很精彩，印刷质量也很好，非常推荐！",
+    "chinese-reviews": "质量很好，物流很快，非常满意",
 }
 HOST = "127.0.0.1"
 
