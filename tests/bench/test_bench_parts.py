@@ -1,0 +1,144 @@
+"""The benchmark's measuring parts on their own: /proc and ss readers, the load generator against a
+tiny server, the dense export's equality with the sparse model, and the target arithmetic."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench import loadgen, procstat
+from bench.runner import evaluate
+
+
+def test_procstat_reads_own_cpu_and_memory() -> None:
+    before = procstat.cpu_seconds(os.getpid())
+    sum(i * i for i in range(300_000))
+    assert procstat.cpu_seconds(os.getpid()) > before
+    mem = procstat.memory_kb(os.getpid())
+    assert mem["VmHWM"] >= mem["VmRSS"] > 1000
+
+
+def test_procstat_counts_bytes_sent_to_a_port() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    conn, _ = server.accept()
+    try:
+        before = procstat.bytes_sent_to([port])
+        client.sendall(b"x" * 50_000)
+        got = 0
+        while got < 50_000:
+            got += len(conn.recv(65536))
+        after = procstat.bytes_sent_to([port])
+        assert procstat.sent_delta(before, after) == 50_000
+    finally:
+        client.close()
+        conn.close()
+        server.close()
+
+
+def _http_server(status: int) -> tuple[socket.socket, threading.Thread]:
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    def handle(conn: socket.socket) -> None:
+        buf = b""
+        with conn:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+                while b"\r\n\r\n" in buf:
+                    head, _, rest = buf.partition(b"\r\n\r\n")
+                    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+                    if len(rest) < length:
+                        break
+                    buf = rest[length:]
+                    body = b'{"ok":true}'
+                    conn.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.mark.parametrize(("status", "ok"), [(200, True), (503, False)])
+def test_loadgen_counts_answers_and_errors(status: int, ok: bool) -> None:
+    server, _ = _http_server(status)
+    port = server.getsockname()[1]
+    try:
+        reqs = loadgen.build_requests("127.0.0.1", port, "/x", [b'{"text":"a"}', b'{"text":"bb"}'])
+        loop = loadgen.new_loop()
+        try:
+            r = loop.run_until_complete(loadgen.run_load("127.0.0.1", port, reqs, 3, 0.3))
+        finally:
+            loop.close()
+    finally:
+        server.close()
+    assert r.requests > 3
+    if ok:
+        assert r.errors == 0 and r.latency_ms["p50"] > 0 and r.throughput_rps > 0
+    else:
+        assert r.errors == r.requests and r.first_error == "HTTP 503" and r.latency_ms == {}
+
+
+def _result(side_rps: float, dense_rps: float, p99: float, side_bytes: float, dense_bytes: float) -> dict:
+    def target(rps: float, nbytes: float, p99_ms: float, rss: float) -> dict:
+        runs = [
+            {"concurrency": c, "throughput_rps": rps, "latency_ms": {"p99": p99_ms},
+             "bytes_to_model_server_per_doc": nbytes}
+            for c in (1, 32)
+        ]  # fmt: skip
+        return {"runs": runs, "peak_rss_mb": rss}
+
+    return {
+        "settings": {"sidecar_default_transport": "rest"},
+        "vectorize_one_doc": {"us_best": 120.0},
+        "targets": {
+            "dense_rest": target(dense_rps, dense_bytes, 900.0, 90.0),
+            "sidecar_rest_batch": target(side_rps, side_bytes, p99, 85.0),
+            "sidecar_grpc_batch": target(side_rps, side_bytes, p99, 700.0),
+        },
+    }
+
+
+def test_evaluate_applies_each_target_limit() -> None:
+    good = evaluate(_result(side_rps=900, dense_rps=100, p99=30, side_bytes=5000, dense_bytes=80_000))
+    assert good["default_configuration"] == "sidecar_rest_batch"
+    assert {k: v["met"] for k, v in good.items() if isinstance(v, dict) and "met" in v} == {
+        "throughput_c32_vs_dense": True,
+        "p99_ms_c32": True,
+        "vectorize_one_400_word_doc_us": True,
+        "payload_vs_dense": True,
+        "sidecar_peak_rss_mb": True,
+    }
+    assert good["peak_rss_mb_by_transport"] == {"sidecar_rest_batch": 85.0, "sidecar_grpc_batch": 700.0}
+    bad = evaluate(_result(side_rps=250, dense_rps=100, p99=41, side_bytes=9000, dense_bytes=80_000))
+    assert bad["throughput_c32_vs_dense"]["met"] is False and bad["throughput_c32_vs_dense"]["value"] == 2.5
+    assert bad["p99_ms_c32"]["met"] is False
+    assert bad["payload_vs_dense"]["met"] is False
+
+
+# textvec compiles scikit-learn's default token pattern as \w\w+ for speed (bench found the regex was a
+# quarter of the transform): the two must find the same tokens in any text.
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200))
+def test_fast_token_pattern_finds_the_same_tokens_as_sklearns(text: str) -> None:
+    from textvec.vectorizer import _FAST_PATTERNS, DEFAULT_TOKEN_PATTERN
+
+    fast = re.compile(_FAST_PATTERNS[DEFAULT_TOKEN_PATTERN])
+    assert fast.findall(text) == re.findall(DEFAULT_TOKEN_PATTERN, text)
+    assert fast.findall(text.lower()) == re.findall(DEFAULT_TOKEN_PATTERN, text.lower())

@@ -1,0 +1,79 @@
+"""The benchmark run end to end with tiny windows, so it cannot rot: every target starts, answers and
+is measured, and the result, table and plot are well formed. No timing is asserted (2 shared cores)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bench import report
+from bench.runner import TARGETS, BenchSettings, Runner
+
+
+@pytest.fixture(scope="module")
+def smoke_result(
+    exported_models: Path, small_corpus_csv: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict:
+    with small_corpus_csv.open(encoding="utf-8") as fh:
+        docs = [row["text"] for row in csv.DictReader(fh)][:60]
+    settings = BenchSettings(
+        model_base=exported_models,
+        concurrency=(1, 4),
+        duration_s=0.4,
+        warmup_s=0.1,
+        raw_dir=tmp_path_factory.mktemp("bench_raw"),
+        mode="smoke",
+        ready_timeout_s=240,
+    )
+    return Runner(settings, docs, emit=lambda _line: None).run()
+
+
+def test_bench_smoke_measures_every_target(smoke_result: dict) -> None:
+    assert set(smoke_result["targets"]) == set(TARGETS)
+    for name, target in smoke_result["targets"].items():
+        assert [r["concurrency"] for r in target["runs"]] == [1, 4], name
+        for run in target["runs"]:
+            assert run["requests"] > 0 and run["errors"] == 0, (name, run)
+            lat = run["latency_ms"]
+            assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"], (name, lat)
+            assert run["throughput_rps"] > 0
+        assert target["peak_rss_mb"] > 0, name
+
+
+def test_bench_smoke_counts_bytes_cpu_and_labels(smoke_result: dict) -> None:
+    targets = smoke_result["targets"]
+    n_features = smoke_result["model"]["n_features"]
+    for name in TARGETS[1:]:
+        for run in targets[name]["runs"]:
+            assert run["bytes_to_model_server_per_doc"] > 0, name
+            assert run["front_cpu_ms_per_request"] > 0, name
+            assert run["model_server_cpu_ms_per_request"] >= 0, name
+    # the dense body carries at least one character per feature; the sparse one only the non-zeros
+    dense = targets["dense_rest"]["runs"][0]["bytes_to_model_server_per_doc"]
+    assert dense > 2 * n_features
+    for name in TARGETS[2:]:
+        assert targets[name]["runs"][0]["bytes_to_model_server_per_doc"] < dense / 2, name
+    assert smoke_result["same_labels_across_targets"] is True
+
+
+def test_bench_smoke_result_table_and_plot(smoke_result: dict, tmp_path: Path) -> None:
+    again = orjson.loads(orjson.dumps(smoke_result))
+    assert again["machine"]["cpus_usable"] >= 1 and again["machine"]["python"]
+    assert again["load"]["loadavg_before"] and again["load"]["uptime_after"]
+    micro = again["vectorize_one_doc"]
+    assert micro["us_best"] > 0 and micro["document_words"] > 0
+    checks = again["targets_check"]
+    assert checks["default_configuration"] == "sidecar_rest_batch"
+    for key in ("throughput_c32_vs_dense", "p99_ms_c32"):
+        assert checks[key]["met"] is None  # no c=32 level in the smoke run: reported as not measured
+    for key in ("vectorize_one_400_word_doc_us", "payload_vs_dense", "sidecar_peak_rss_mb"):
+        assert checks[key]["met"] in (True, False) and checks[key]["value"] is not None
+    table = report.table(again)
+    assert all(f"| {name} | 1 |" in table for name in TARGETS)
+    assert "not measured" in report.checks(again)
+    png = tmp_path / "plot.png"
+    report.plot(again, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
