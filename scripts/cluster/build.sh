@@ -127,7 +127,7 @@ else
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
   rm -rf "$K8S_BIN_DIR.tmp"; mkdir -p "$K8S_BIN_DIR.tmp"
   cp "$out"/kube-apiserver "$out"/kube-controller-manager "$out"/kube-scheduler "$K8S_BIN_DIR.tmp/"
-  rm -rf "$K8S_BIN_DIR"; mv "$K8S_BIN_DIR.tmp" "$K8S_BIN_DIR"
+  rm -rf "$K8S_BIN_DIR" "$out"; mv "$K8S_BIN_DIR.tmp" "$K8S_BIN_DIR"
   k8s_ok || die "built kube-* binaries do not report Kubernetes $K8S_VERSION"
   log "kubernetes $K8S_VERSION: done in $((SECONDS - t))s -> $K8S_BIN_DIR"
 fi
@@ -147,7 +147,7 @@ else
   out="$mod/out"; mkdir -p "$out"
   (cd "$mod" && build_with_progress "etcd $ETCD_VERSION" "$mod/build.log" -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
   rm -rf "$ETCD_BIN_DIR.tmp"; mkdir -p "$ETCD_BIN_DIR.tmp"; cp "$out/etcd" "$ETCD_BIN_DIR.tmp/"
-  rm -rf "$ETCD_BIN_DIR"; mv "$ETCD_BIN_DIR.tmp" "$ETCD_BIN_DIR"
+  rm -rf "$ETCD_BIN_DIR" "$out"; mv "$ETCD_BIN_DIR.tmp" "$ETCD_BIN_DIR"
   etcd_ok || die "built etcd does not report $ETCD_VERSION"
   log "etcd $ETCD_VERSION: done in $((SECONDS - t))s -> $ETCD_BIN_DIR"
 fi
@@ -177,7 +177,7 @@ else
       cat "$src/$f"
     done
   } >"$KWOK_BIN_DIR.tmp/stages/default-stages.yaml"
-  rm -rf "$KWOK_BIN_DIR"; mv "$KWOK_BIN_DIR.tmp" "$KWOK_BIN_DIR"
+  rm -rf "$KWOK_BIN_DIR" "$out"; mv "$KWOK_BIN_DIR.tmp" "$KWOK_BIN_DIR"
   kwok_ok || die "built kwok/kwokctl do not report $KWOK_VERSION"
   log "kwok $KWOK_VERSION: done in $((SECONDS - t))s -> $KWOK_BIN_DIR"
 fi

@@ -43,7 +43,7 @@ export E2E_KUBECONFIG="$E2E_CLUSTER_DIR/kubeconfig"
 export KUBECONFIG="$E2E_KUBECONFIG"
 t2=$SECONDS
 set +e
-"$PY" -m pytest tests/e2e -p no:cacheprovider "$@"
+"$PY" -m pytest tests/e2e -p no:cacheprovider --timeout=600 --durations=8 "$@"
 rc=$?
 set -e
 log "tests finished in $((SECONDS - t2))s (exit $rc)"
