@@ -88,6 +88,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JsonResponse:
+        if exc.status_code == 400:
+            # FastAPI's 400 "There was an error parsing the body": a body that json.loads rejects with
+            # something other than JSONDecodeError (not UTF-8, nested too deep, an integer over Python's
+            # digit limit). Bad input is 422 everywhere (contract 5), and 400 is not in the OpenAPI.
+            message = "the request body is not valid JSON (or not UTF-8, or nested too deeply)"
+            return JsonResponse(error_body("invalid_input", message, request), 422)
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "http_error"
         )
