@@ -73,7 +73,9 @@ class ModelInfo(BaseModel):
     labels: list[str]
     vectorizer_fingerprint: str
     analyzer: str
-    ngram_range: tuple[int, int]
+    # a list, not tuple[int, int]: a tuple becomes `prefixItems`, which many OpenAPI tools (schemathesis
+    # included) do not read; the JSON is the same [min_n, max_n]
+    ngram_range: list[int] = Field(min_length=2, max_length=2, examples=[[1, 2]])
     n_features: int
     metrics: dict[str, Any] = Field(description="evaluation of this version on its held-out test split")
 
