@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml requirements/lock.txt
 install: $(STAMP) ## create .venv and install everything (idempotent)
 
 test: install $(TEST_PREREQS) ## the whole test suite (what CI runs)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --ignore=tests/e2e --ignore=tests/reliability $(PYTEST_ARGS)
 
 lint: install ## ruff + mypy
 	$(VENV)/bin/ruff check .
