@@ -89,7 +89,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     rss = [(n, t["peak_rss_mb"]) for n, t in targets]
     ax_rss.bar([n.replace("sidecar_", "sc_") for n, _ in rss], [v for _, v in rss], color="tab:green")
     ax_rss.axhline(400, color="red", lw=0.8, ls=":")
-    ax_rss.set_title("peak RSS of the front process (VmHWM; target for the sidecar: 400 MB)")
+    ax_rss.set_title("peak RSS, VmHWM (sidecar target: 400 MB)")
     ax_rss.set_ylabel("MB")
     for i, (_, v) in enumerate(rss):
         ax_rss.annotate(f"{v:.0f}", (i, v), ha="center", va="bottom", fontsize=8)

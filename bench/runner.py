@@ -54,7 +54,7 @@ class BenchSettings:
     model_base: Path
     model_name: str = "news"
     concurrency: tuple[int, ...] = (1, 8, 32, 128)
-    duration_s: float = 6.0
+    duration_s: float = 8.0
     warmup_s: float = 1.5
     targets: tuple[str, ...] = TARGETS
     raw_dir: Path = Path("bench/raw")

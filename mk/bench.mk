@@ -1,5 +1,5 @@
 # Benchmark of the serving path (issue 7). Included by the root Makefile.
-#   make bench         the full run (~6 min on 2 cores): bench/results.json, bench/results.png, table on stdout
+#   make bench         the full run (~5 min on 2 cores): bench/results.json, bench/results.png, table on stdout
 #   make bench-smoke   the same path in seconds, written under bench/raw/ (the recorded run is untouched)
 # Both train $(BENCH_DATASET) into $(MODELS)/$(BENCH_MODEL) first when no version is there.
 # Logs, the dense export and scratch files go to bench/raw/ (git-ignored).
