@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -230,7 +231,14 @@ class Runner:
         versions = version_dirs(self.s.model_base / self.s.model_name)
         if not versions:
             raise RuntimeError(f"no model version under {self.s.model_base / self.s.model_name}")
-        version_dir = versions[max(versions)]
+        source = versions[max(versions)]
+        # A private copy of the newest version: a version trained into the shared base during the run
+        # would otherwise be picked up by the model server and the sidecar halfway through.
+        private = self.s.raw_dir / "models"
+        version_dir = private / self.s.model_name / source.name
+        shutil.rmtree(private, ignore_errors=True)
+        shutil.copytree(source, version_dir)
+        self.s.model_base = private
         vec = Vectorizer.load(version_dir / "assets" / "vectorizer.json")
         docs_path = self.s.raw_dir / "docs.json"
         docs_path.write_bytes(orjson.dumps(self.docs))
