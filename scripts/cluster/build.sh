@@ -19,7 +19,7 @@
 # -ldflags -X variables upstream's hack/lib/version.sh sets, so `kube-apiserver --version` reports it.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.sh
+# shellcheck source-path=SCRIPTDIR source=versions.sh
 source "$here/versions.sh"
 
 log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -114,7 +114,7 @@ else
   n_repl="$(grep -c "=> .* $staging_tag" "$mod/go.mod" || true)"
   [[ "$n_repl" -ge 20 ]] || die "found only $n_repl staging modules in k8s.io/kubernetes' go.mod"
   log "kubernetes $K8S_VERSION: wrapper module maps $n_repl staging modules to $staging_tag; resolving dependencies"
-  (cd "$mod" && go get "k8s.io/kubernetes@$K8S_VERSION" >/dev/null 2>&1 || true)
+  (cd "$mod" && { go get "k8s.io/kubernetes@$K8S_VERSION" >/dev/null 2>&1 || true; })
   minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
   build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   ld="-s -w"
@@ -143,7 +143,7 @@ else
   mod="$work_root/etcd-$ETCD_VERSION"
   new_module "$mod" "example.invalid/e2e-build/etcd"
   printf '\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >>"$mod/go.mod"
-  (cd "$mod" && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 || true)
+  (cd "$mod" && { go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 || true; })
   out="$mod/out"; mkdir -p "$out"
   (cd "$mod" && build_with_progress "etcd $ETCD_VERSION" "$mod/build.log" -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
   rm -rf "$ETCD_BIN_DIR.tmp"; mkdir -p "$ETCD_BIN_DIR.tmp"; cp "$out/etcd" "$ETCD_BIN_DIR.tmp/"
@@ -160,7 +160,7 @@ else
   mod="$work_root/kwok-$KWOK_VERSION"
   new_module "$mod" "example.invalid/e2e-build/kwok"
   printf '\nrequire sigs.k8s.io/kwok %s\n' "$KWOK_VERSION" >>"$mod/go.mod"
-  (cd "$mod" && go get "sigs.k8s.io/kwok@$KWOK_VERSION" >/dev/null 2>&1 || true)
+  (cd "$mod" && { go get "sigs.k8s.io/kwok@$KWOK_VERSION" >/dev/null 2>&1 || true; })
   ld="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${K8S_VERSION#v}"
   out="$mod/out"; mkdir -p "$out"
   (cd "$mod" && build_with_progress "kwok $KWOK_VERSION" "$mod/build.log" -trimpath -ldflags "$ld" -o "$out/" \

@@ -10,7 +10,7 @@
 # Ports are free ports picked at start on 127.0.0.1. On any failure it stops what it started.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.sh
+# shellcheck source-path=SCRIPTDIR source=versions.sh
 source "$here/versions.sh"
 STATE="${E2E_CLUSTER_DIR:-.cache/e2e-cluster}"
 mkdir -p "$STATE"; STATE="$(cd "$STATE" && pwd)"

@@ -1,6 +1,6 @@
 # Pinned versions of the e2e test cluster. Sourced by build.sh, start.sh and stop.sh.
 # kubectl from scripts/k8s-tools.sh is v1.35.x, so the control plane is the same minor release.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 K8S_VERSION="${K8S_VERSION:-v1.35.4}"      # kube-apiserver, kube-controller-manager, kube-scheduler
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"    # etcd server
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"     # kwok (node/pod simulator) and kwokctl
