@@ -13,7 +13,7 @@ def main() -> None:
     settings = get_settings()
     logs.configure(settings.log_level)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, freeze_after_startup=True),
         host=settings.host,
         port=settings.port,
         log_config=None,
