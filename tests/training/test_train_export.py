@@ -87,34 +87,27 @@ def test_warmup_records_are_prediction_logs(trained: RunResult) -> None:
         assert set(req.inputs) == {"token_ids", "token_weights"}
 
 
-def test_export_refuses_to_overwrite_a_version(trained: RunResult) -> None:
-    vec = Vectorizer.load(trained.version_dir / "assets/vectorizer.json")
-    with pytest.raises(ExportError, match="already exists"):
-        export_version(
-            model=trained.model,
-            vectorizer=vec,
-            labels=load_labels(trained.version_dir),
-            out=trained.version_dir.parent.parent,
-            model_name="news",
-            metrics={},
-            sample_texts=["x"],
-            version=1,
-        )
-    assert sorted(version_dirs(trained.version_dir.parent)) == [1]
-
-
-def test_next_export_gets_next_version(trained: RunResult) -> None:
-    vec = Vectorizer.load(trained.version_dir / "assets/vectorizer.json")
-    path = export_version(
+def _export_again(trained: RunResult, version: int | None) -> Path:
+    return export_version(
         model=trained.model,
-        vectorizer=vec,
+        vectorizer=Vectorizer.load(trained.version_dir / "assets/vectorizer.json"),
         labels=load_labels(trained.version_dir),
         out=trained.version_dir.parent.parent,
         model_name="news",
         metrics={},
         sample_texts=["x"],
+        version=version,
     )
-    assert path.name == "2"
+
+
+def test_export_refuses_to_overwrite_a_version(trained: RunResult) -> None:
+    with pytest.raises(ExportError, match="already exists"):
+        _export_again(trained, version=1)
+    assert sorted(version_dirs(trained.version_dir.parent)) == [1]
+
+
+def test_next_export_gets_next_version(trained: RunResult) -> None:
+    assert _export_again(trained, version=None).name == "2"
 
 
 def test_same_seed_gives_same_metrics(tmp_path: Path, small_corpus_csv: Path) -> None:
