@@ -64,10 +64,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--raw", type=Path, default=Path("bench/raw"), help="logs and scratch (git-ignored)")
     run.add_argument("--out", type=Path, default=None, help="default bench/results.json (smoke: under --raw)")
     run.add_argument("--plot", type=Path, default=None, help="default bench/results.png (smoke: under --raw)")
+    bod = sub.add_parser("bodies", help="write the request bodies for the wrk cross-check (wrk_classify.lua)")
+    bod.add_argument("--models", type=Path, default=Path("models"))
+    bod.add_argument("--model-name", default="news")
+    bod.add_argument("--dataset", default="bbc-news")
+    bod.add_argument("--out", type=Path, default=Path("bench/raw/bodies.jsonl"))
     tab = sub.add_parser("table", help="print the table of a result file")
     tab.add_argument("path", type=Path, nargs="?", default=Path("bench/results.json"))
     args = p.parse_args(argv)
 
+    if args.cmd == "bodies":
+        docs = test_documents(_ensure_model(args.models, args.model_name, args.dataset), args.dataset)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(b"".join(orjson.dumps({"text": d}) + b"\n" for d in docs))
+        print(f"wrote {len(docs)} bodies to {args.out}")
+        return 0
     if args.cmd == "table":
         result = orjson.loads(args.path.read_bytes())
         print(report.table(result))

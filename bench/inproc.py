@@ -8,6 +8,7 @@ step. Throughput is documents per second. Runs as its own process so its memory 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import resource
 import time
@@ -69,6 +70,8 @@ def measure(
 
     vec = Vectorizer.load(version_dir / "assets" / "vectorizer.json")
     fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    gc.collect()
+    gc.freeze()  # as the servers do: no full collections over TensorFlow's objects mid-measurement
 
     def step(batch: list[str]) -> float:
         t0 = time.perf_counter()
