@@ -106,7 +106,7 @@ def _result(side_rps: float, dense_rps: float, p99: float, side_bytes: float, de
         return {"runs": runs, "peak_rss_mb": rss}
 
     return {
-        "settings": {"sidecar_default_transport": "rest"},
+        "settings": {"sidecar_default_transport": "rest", "concurrency": [1, 32]},
         "vectorize_one_doc": {"us_best": 120.0},
         "targets": {
             "dense_rest": target(dense_rps, dense_bytes, 900.0, 90.0),
