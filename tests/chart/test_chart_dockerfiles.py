@@ -52,9 +52,8 @@ def test_dockerfiles_multistage_pinned_nonroot(name: str) -> None:
 
 def test_dockerfile_sidecar_runs_contract_entrypoint() -> None:
     text = (DOCKER / "Dockerfile.sidecar").read_text()
-    assert (
-        'ENTRYPOINT ["uvicorn", "preprocess_service.main:app", "--host", "0.0.0.0", "--port", "8080"' in text
-    )
+    # python -m preprocess_service: uvicorn with the graceful-shutdown timeout and JSON logs from Settings
+    assert 'ENTRYPOINT ["python", "-m", "preprocess_service"]' in text
     assert re.search(r"pip install [^\n]* \.$", text, re.M), (
         "the sidecar installs the repo package without extras"
     )
