@@ -26,7 +26,14 @@ def make_upstream(settings: object) -> Upstream:
 
     assert isinstance(settings, Settings)
     if settings.transport == "grpc":
-        from preprocess_service.upstream.grpc_client import GrpcUpstream  # imports TensorFlow: only on demand
+        try:
+            from preprocess_service.upstream.grpc_client import GrpcUpstream  # imports TensorFlow: on demand
+        except ImportError as exc:
+            raise RuntimeError(
+                f"SIDECAR_TRANSPORT=grpc needs the grpc extra ({exc.name or exc} is missing): install "
+                "'text-classifier-serving[grpc]', or build the image with --build-arg SIDECAR_EXTRAS=grpc; "
+                "or use SIDECAR_TRANSPORT=rest"
+            ) from exc
 
         return GrpcUpstream(settings.tfserving_grpc_target, settings.model_name, settings.upstream_timeout_s)
     from preprocess_service.upstream.rest import RestUpstream

@@ -54,9 +54,10 @@ def test_dockerfile_sidecar_runs_contract_entrypoint() -> None:
     text = (DOCKER / "Dockerfile.sidecar").read_text()
     # python -m preprocess_service: uvicorn with the graceful-shutdown timeout and JSON logs from Settings
     assert 'ENTRYPOINT ["python", "-m", "preprocess_service"]' in text
-    assert re.search(r"pip install [^\n]* \.$", text, re.M), (
-        "the sidecar installs the repo package without extras"
-    )
+    assert re.search(
+        r'pip install [^\n]* "\.\$\{SIDECAR_EXTRAS:\+\[\$\{SIDECAR_EXTRAS\}\]\}"$', text, re.M
+    ), "the sidecar installs the repo package, with extras only when asked (grpc)"
+    assert 'ARG SIDECAR_EXTRAS=""' in text
     assert "EXPOSE 8080" in text
 
 

@@ -215,3 +215,14 @@ def test_openapi_documents_errors_and_examples(client: TestClient) -> None:
 def test_unknown_route_is_404_in_error_shape(client: TestClient) -> None:
     r = client.get("/nope")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_grpc_transport_without_grpc_extra_explains_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from preprocess_service.upstream import make_upstream
+
+    monkeypatch.delitem(sys.modules, "preprocess_service.upstream.grpc_client", raising=False)
+    monkeypatch.setitem(sys.modules, "tensorflow_serving", None)  # as if tensorflow-serving-api were absent
+    with pytest.raises(RuntimeError, match=r"SIDECAR_TRANSPORT=grpc needs the grpc extra"):
+        make_upstream(Settings(transport="grpc"))
