@@ -66,10 +66,6 @@ def fit(cfg: FeatureConfig, train_texts: Sequence[str]) -> tuple[Vectorizer, Tfi
     return freeze(sk), sk
 
 
-def to_padded(vec: Vectorizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    return vec.transform(texts)
-
-
 def csr_to_padded(x: sparse.csr_array | sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's sparse rows in the signature's padded (ids, weights) form."""
     x = sparse.csr_matrix(x)
