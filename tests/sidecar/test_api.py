@@ -223,6 +223,8 @@ def test_grpc_transport_without_grpc_extra_explains_itself(monkeypatch: pytest.M
     from preprocess_service.upstream import make_upstream
 
     monkeypatch.delitem(sys.modules, "preprocess_service.upstream.grpc_client", raising=False)
-    monkeypatch.setitem(sys.modules, "tensorflow_serving", None)  # as if tensorflow-serving-api were absent
+    # as if tensorflow-serving-api were absent, even when an earlier test imported it in this process
+    for name in [m for m in sys.modules if m.split(".")[0] == "tensorflow_serving"] + ["tensorflow_serving"]:
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(RuntimeError, match=r"SIDECAR_TRANSPORT=grpc needs the grpc extra"):
         make_upstream(Settings(transport="grpc"))
