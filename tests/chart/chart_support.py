@@ -53,12 +53,19 @@ def run(cmd: list[str], *, check: bool = True, timeout: int = 300) -> subprocess
     return proc
 
 
-def helm_template_cmd(*values_files: Path, sets: tuple[str, ...] = (), release: str = RELEASE) -> list[str]:
+def helm_template_cmd(
+    *values_files: Path,
+    sets: tuple[str, ...] = (),
+    release: str = RELEASE,
+    extra: tuple[str, ...] = (),
+    chart: Path = CHART,
+) -> list[str]:
+    """`helm template`; `extra` holds further flags (--set-json, --set-string, --show-only, ...)."""
     cmd = [
         tool("helm"),
         "template",
         release,
-        str(CHART),
+        str(chart),
         "--namespace",
         NAMESPACE,
         "--kube-version",
@@ -68,18 +75,24 @@ def helm_template_cmd(*values_files: Path, sets: tuple[str, ...] = (), release: 
         cmd += ["-f", str(f)]
     for s in sets:
         cmd += ["--set", s]
-    return cmd
+    return cmd + list(extra)
 
 
-def render(*values_files: Path, sets: tuple[str, ...] = ()) -> list[Obj]:
-    out = run(helm_template_cmd(*values_files, sets=sets)).stdout
+def render(
+    *values_files: Path,
+    sets: tuple[str, ...] = (),
+    release: str = RELEASE,
+    extra: tuple[str, ...] = (),
+    chart: Path = CHART,
+) -> list[Obj]:
+    out = run(helm_template_cmd(*values_files, sets=sets, release=release, extra=extra, chart=chart)).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
-def render_error(*values_files: Path, sets: tuple[str, ...] = ()) -> str:
+def render_error(*values_files: Path, sets: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> str:
     """Render that must fail; returns helm's error text."""
-    proc = run(helm_template_cmd(*values_files, sets=sets), check=False)
-    assert proc.returncode != 0, f"helm template accepted {values_files} {sets}"
+    proc = run(helm_template_cmd(*values_files, sets=sets, extra=extra), check=False)
+    assert proc.returncode != 0, f"helm template accepted {values_files} {sets} {extra}"
     return proc.stderr
 
 

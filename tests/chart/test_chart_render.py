@@ -23,12 +23,19 @@ from chart_support import (
 EXPECTED_SCENARIOS = {
     "cpu",
     "gpu",
+    "gpu-custom-pool",
+    "gpu-fixed-pool",
     "pvc",
     "model-image",
     "object-storage",
+    "object-storage-gcs",
+    "object-storage-minio",
     "autoscaling-custom-metric",
+    "keda-scale-to-zero",
     "auth",
     "ingress-tls",
+    "ingress-catch-all",
+    "extensions",
 }
 
 
@@ -132,7 +139,14 @@ def test_chart_values_all_typed_in_schema() -> None:
         p for p in _leaf_paths(values) if not any(p == s or p.startswith(s + ".") for s in schema_paths)
     }
     assert not missing, f"values without schema: {sorted(missing)}"
-    nullable = {"terminationGracePeriodSeconds", "tfServing.batching.enabled"}
+    nullable = {
+        "terminationGracePeriodSeconds",
+        "tfServing.batching.enabled",
+        "tfServing.threads.intraOp",
+        "tfServing.threads.interOp",
+        "tfServing.threads.restApi",
+        "tfServing.restApiTimeoutMs",
+    }
     unused = {
         s for s in schema_paths if not any(p == s or p.startswith(s + ".") for p in _leaf_paths(values))
     }

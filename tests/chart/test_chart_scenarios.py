@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -32,8 +33,9 @@ def test_chart_service_exposes_only_sidecar_port(rendered: Rendered, name: str) 
 @pytest.mark.parametrize("name", [*SCENARIOS, "defaults"])
 def test_chart_pod_runs_tfserving_and_sidecar_with_readonly_models(rendered: Rendered, name: str) -> None:
     spec = deployment_spec(rendered[name])
-    assert [c["name"] for c in spec["containers"]] == ["sidecar", "tfserving"]
-    for c in spec["containers"]:
+    extra = ["log-shipper"] if name == "extensions" else []
+    assert [c["name"] for c in spec["containers"]] == ["sidecar", "tfserving", *extra]
+    for c in spec["containers"][:2]:
         mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
         assert mounts["/models"]["readOnly"] is True, c["name"]
     tfs = container(spec, "tfserving")
@@ -43,7 +45,10 @@ def test_chart_pod_runs_tfserving_and_sidecar_with_readonly_models(rendered: Ren
     assert any(a.startswith("--file_system_poll_wait_seconds=") for a in tfs["args"])
     data = config_data(rendered[name])
     assert 'base_path: "/models/news"' in data["models.config"]
-    assert "latest {\n        num_versions: 2\n      }" in data["models.config"]
+    if name == "object-storage-minio":  # declared versions
+        assert "specific {\n        versions: 3\n        versions: 4\n      }" in data["models.config"]
+    else:
+        assert "latest {\n        num_versions: 2\n      }" in data["models.config"]
     assert 'path: "/monitoring/prometheus/metrics"' in data["monitoring.config"]
 
 
@@ -80,9 +85,11 @@ def test_chart_sidecar_env_matches_contract(rendered: Rendered, name: str) -> No
 @pytest.mark.parametrize("name", [*SCENARIOS, "defaults"])
 def test_chart_rollout_drops_nothing(rendered: Rendered, name: str) -> None:
     dep = one(rendered[name], "Deployment")
+    # A fixed GPU pool has no spare GPU for a surge pod: it replaces one pod at a time instead.
+    surge, unavailable = (0, 1) if name == "gpu-fixed-pool" else (1, 0)
     assert dep["spec"]["strategy"] == {
         "type": "RollingUpdate",
-        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        "rollingUpdate": {"maxUnavailable": unavailable, "maxSurge": surge},
     }
     spec = dep["spec"]["template"]["spec"]
     sidecar, tfs = container(spec, "sidecar"), container(spec, "tfserving")
@@ -109,7 +116,9 @@ def test_chart_gpu_requests_gpu_and_tolerates_taint(rendered: Rendered) -> None:
     assert tfs["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert "nvidia.com/gpu" not in container(spec, "sidecar")["resources"].get("limits", {})
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
-    assert spec["nodeSelector"]["nvidia.com/gpu.present"] == "true"
+    # The pool's own label only: GPU feature discovery's label appears after a node boots, so selecting
+    # on it would stop the autoscaler from scaling the pool up from zero.
+    assert spec["nodeSelector"] == {"cloud.google.com/gke-nodepool": "gpu-pool"}
     assert spec["priorityClassName"] == "text-classifier-serving"
     keys = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
     assert keys["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
@@ -123,9 +132,9 @@ def test_chart_gpu_requests_gpu_and_tolerates_taint(rendered: Rendered) -> None:
 
 
 def test_chart_gpu_resource_name_configurable(render_fn: Callable[..., list[Obj]]) -> None:
-    objs = render_fn(sets=("gpu.enabled=true", "gpu.resourceName=nvidia.com/mig-1g.10gb", "gpu.count=2"))
+    objs = render_fn(sets=("gpu.enabled=true", "gpu.resourceName=nvidia.com/mig-1g.10gb"))
     limits = container(deployment_spec(objs), "tfserving")["resources"]["limits"]
-    assert limits["nvidia.com/mig-1g.10gb"] == 2 and "nvidia.com/gpu" not in limits
+    assert limits["nvidia.com/mig-1g.10gb"] == 1 and "nvidia.com/gpu" not in limits
 
 
 @pytest.mark.parametrize("name", ["cpu", "defaults"])
@@ -171,14 +180,32 @@ def test_chart_custom_metric_autoscaling(rendered: Rendered) -> None:
     assert sm["apiVersion"] == "monitoring.coreos.com/v1"
     assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert sm["spec"]["endpoints"] == [
-        {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+        {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"},
+        {
+            "targetPort": "tfs-rest",
+            "path": "/monitoring/prometheus/metrics",
+            "interval": "30s",
+            "scrapeTimeout": "10s",
+        },
     ]
     assert sm["spec"]["selector"]["matchLabels"] == one(objs, "Service")["spec"]["selector"]
     dash = one(objs, "ConfigMap", "-dashboard")
     assert dash["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert '"uid": "text-classifier"' in dash["data"]["text-classifier.json"]
     monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
-    assert monitoring in one(objs, "NetworkPolicy", "tc-text-classifier")["spec"]["ingress"][0]["from"]
+    np_ingress = one(objs, "NetworkPolicy", "tc-text-classifier")["spec"]["ingress"]
+    assert monitoring in np_ingress[0]["from"]
+    # TF Serving's REST port (its metrics) is open to the monitoring namespace and nothing else.
+    assert np_ingress[1] == {"from": [monitoring], "ports": [{"port": "tfs-rest", "protocol": "TCP"}]}
+    panels = {p["title"]: p for p in json.loads(dash["data"]["text-classifier.json"])["panels"]}
+    exprs = {t: " ".join(x["expr"] for x in p["targets"]) for t, p in panels.items()}
+    assert ":tensorflow:serving:request_latency_bucket" in exprs["TF Serving request latency"]
+    assert (
+        ":tensorflow:serving:batching_session:queuing_latency_bucket"
+        in exprs["TF Serving batch queuing latency"]
+    )
+    assert "DCGM_FI_DEV_GPU_UTIL" in exprs["GPU utilisation per pod (DCGM)"]
+    assert "DCGM_FI_DEV_FB_USED" in exprs["GPU memory used per pod (DCGM)"]
 
 
 def test_chart_keda_replaces_hpa(render_fn: Callable[..., list[Obj]]) -> None:
@@ -215,6 +242,8 @@ def test_chart_pvc_scenario_existing_claim_and_training_job(rendered: Rendered) 
         "claimName"
     ] == "shared-models"
     assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "training"
+    training_np = one(objs, "NetworkPolicy", "-training")
+    assert training_np["metadata"]["labels"]["app.kubernetes.io/component"] == "training"
     assert jspec["restartPolicy"] == "Never"
 
 
@@ -249,7 +278,7 @@ def test_chart_object_storage_init_and_sync_sidecar(rendered: Rendered) -> None:
     assert env["MODEL_BUCKET"] == "example-models" and env["MODEL_PREFIX"] == "text-classifier"
     assert env["RCLONE_CONFIG_STORE_ENV_AUTH"] == "true"
     script = one(objs, "ConfigMap", "-model-sync")["data"]["model-sync.sh"]
-    assert 'mv "$tmp" "$LIVE/$v"' in script
+    assert 'mv "$TMP/$v" "$LIVE/$v"' in script, "a version must appear atomically"
     sa = one(objs, "ServiceAccount")
     assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
     egress = one(objs, "NetworkPolicy", "tc-text-classifier")["spec"]["egress"]
@@ -315,17 +344,26 @@ def test_chart_networkpolicy_only_sidecar_port(rendered: Rendered, name: str) ->
     np = one(objs, "NetworkPolicy", "tc-text-classifier")["spec"]
     assert np["policyTypes"] == ["Ingress", "Egress"]
     assert np["podSelector"]["matchLabels"] == one(objs, "Service")["spec"]["selector"]
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
     for rule in np["ingress"]:
-        assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+        if rule["ports"] == [{"port": "tfs-rest", "protocol": "TCP"}]:
+            assert rule["from"] == [monitoring], "TF Serving's port is for the monitoring namespace only"
+        else:
+            assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     ingress_ns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
     assert ingress_ns in np["ingress"][0]["from"]
-    allowed_egress_ports = {53, 443}
-    assert {p["port"] for rule in np["egress"] for p in rule["ports"]} <= allowed_egress_ports
-    test_np = one(objs, "NetworkPolicy", "-test")["spec"]
+    # DNS, the object store's ports, and the metadata-server preset of the GCS scenario; nothing else.
+    allowed_egress_ports = {"object-storage-minio": {53, 9000}, "object-storage-gcs": {53, 443, 80, 988}}
+    assert {p["port"] for rule in np["egress"] for p in rule["ports"]} <= allowed_egress_ports.get(
+        name, {53, 443}
+    )
+    test_np_obj = one(objs, "NetworkPolicy", "-test")
+    test_np = test_np_obj["spec"]
     assert (
         test_np["ingress"] == []
         and test_np["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "test"
     )
+    assert test_np_obj["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
 
 
 @pytest.mark.parametrize("name", [*SCENARIOS, "defaults"])

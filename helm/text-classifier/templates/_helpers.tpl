@@ -82,10 +82,84 @@ Name of the ServiceAccount.
 {{- end }}
 
 {{/*
-Label that lets a pod through the NetworkPolicy when allowSameNamespace is false.
+Labels of the serving pods' template: the selector labels plus the stable ones. Not helm.sh/chart:
+a chart version bump alone must not restart every (GPU) pod.
+*/}}
+{{- define "text-classifier.podLabels" -}}
+{{ include "text-classifier.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: text-classifier
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- with .Values.podLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Label key that lets a pod through the NetworkPolicy when allowSameNamespace is false:
+"<fullname>-client". A label name is at most 63 characters; a longer full name is cut and made unique
+again with a hash of the whole name.
 */}}
 {{- define "text-classifier.clientLabel" -}}
-{{ include "text-classifier.fullname" . }}-client
+{{- $full := include "text-classifier.fullname" . -}}
+{{- if le (len $full) 56 -}}
+{{ $full }}-client
+{{- else -}}
+{{ $full | trunc 48 | trimSuffix "-" }}-{{ sha256sum $full | trunc 7 }}-client
+{{- end -}}
+{{- end }}
+
+{{/*
+Name of the training Job of this revision: "<fullname>-train-<revision>", the full name cut so that
+the revision always survives (a Job name is also a label value: 63 characters at most). Each revision
+gets its own Job, since a Job's pod template is immutable.
+*/}}
+{{- define "text-classifier.trainingJobName" -}}
+{{- printf "%s-train-%d" (include "text-classifier.fullname" . | trunc 45 | trimSuffix "-") (int .Release.Revision) -}}
+{{- end }}
+
+{{/*
+CPU limit of a container rounded up to whole CPUs ("500m" -> 1, "2" -> 2, 2.5 -> 3); 0 when unset.
+*/}}
+{{- define "text-classifier.cpuCeil" -}}
+{{- $cpu := "" -}}
+{{- with .limits }}{{ with .cpu }}{{ $cpu = toString . }}{{ end }}{{ end -}}
+{{- if not $cpu -}}
+0
+{{- else if hasSuffix "m" $cpu -}}
+{{- ceil (divf (trimSuffix "m" $cpu | float64) 1000) | int -}}
+{{- else -}}
+{{- ceil ($cpu | float64) | int -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+TF Serving's thread-pool and REST flags, sized to the container's CPU limit (TensorFlow would size
+them to the node's CPUs and get throttled by the limit).
+*/}}
+{{- define "text-classifier.tfServingThreadArgs" -}}
+{{- $tf := .Values.tfServing -}}
+{{- $cpus := include "text-classifier.cpuCeil" $tf.resources | int -}}
+{{- $intra := $tf.threads.intraOp -}}
+{{- $inter := $tf.threads.interOp -}}
+{{- $rest := $tf.threads.restApi -}}
+{{- if and (kindIs "invalid" $intra) (gt $cpus 0) }}{{ $intra = $cpus }}{{ end -}}
+{{- if and (kindIs "invalid" $inter) (gt $cpus 0) }}{{ $inter = $cpus }}{{ end -}}
+{{- if and (kindIs "invalid" $rest) (gt $cpus 0) }}{{ $rest = mul 4 $cpus }}{{ end -}}
+{{- $timeout := $tf.restApiTimeoutMs -}}
+{{- if kindIs "invalid" $timeout }}{{ $timeout = mulf .Values.sidecar.upstreamTimeoutS 1000 }}{{ end -}}
+{{- if not (kindIs "invalid" $intra) }}
+- --tensorflow_intra_op_parallelism={{ int $intra }}
+{{- end }}
+{{- if not (kindIs "invalid" $inter) }}
+- --tensorflow_inter_op_parallelism={{ int $inter }}
+{{- end }}
+{{- if not (kindIs "invalid" $rest) }}
+- --rest_api_num_threads={{ int $rest }}
+{{- end }}
+- --rest_api_timeout_in_ms={{ int $timeout }}
 {{- end }}
 
 {{/*
@@ -188,8 +262,33 @@ Checks across values that a JSON schema cannot express; included by the Deployme
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
 {{- fail "autoscaling.minReplicas must be <= autoscaling.maxReplicas" -}}
 {{- end -}}
-{{- if and .Values.autoscaling.enabled (kindIs "invalid" .Values.autoscaling.targetCPUUtilizationPercentage) (not .Values.autoscaling.podsMetric.enabled) -}}
-{{- fail "autoscaling.enabled needs a metric: targetCPUUtilizationPercentage or podsMetric.enabled" -}}
+{{- if and .Values.autoscaling.enabled (kindIs "invalid" .Values.autoscaling.targetCPUUtilizationPercentage) (not .Values.autoscaling.podsMetric.enabled) (not .Values.autoscaling.metrics) -}}
+{{- fail "autoscaling.enabled needs a metric: targetCPUUtilizationPercentage, podsMetric.enabled or autoscaling.metrics" -}}
+{{- end -}}
+{{- if and .Values.keda.enabled (eq (int .Values.keda.minReplicas) 0) (not .Values.keda.extraTriggers) -}}
+{{- fail "keda.minReplicas=0 never scales up again: the chart's trigger counts requests on the pods themselves, and with no pod there are none. Keep minReplicas >= 1, or add a trigger that does not depend on the pods (keda.extraTriggers, e.g. the ingress controller's request rate or a queue)" -}}
+{{- end -}}
+{{- if and .Values.gpu.enabled (gt (int .Values.gpu.count) 1) -}}
+{{- fail (printf "gpu.count=%v: TF Serving places the model's single-device graph on one GPU, so the other GPUs would sit idle. Use gpu.count=1 and add replicas (replicaCount or autoscaling) instead" .Values.gpu.count) -}}
+{{- end -}}
+{{- with .Values.strategy.rollingUpdate -}}
+{{- if and (eq $.Values.strategy.type "RollingUpdate") (eq (toString (default 0 .maxSurge)) "0") (eq (toString (default 0 .maxUnavailable)) "0") -}}
+{{- fail "strategy.rollingUpdate: maxSurge and maxUnavailable cannot both be 0 (nothing could ever be replaced)" -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq .Values.strategy.type "Recreate") .Values.strategy.rollingUpdate -}}
+{{- fail "strategy.type=Recreate takes no rollingUpdate: set strategy.rollingUpdate to null" -}}
+{{- end -}}
+{{- $v := .Values.model.versions -}}
+{{- if and $v.labels (not $v.specific) -}}
+{{- fail "model.versions.labels needs model.versions.specific: a label names one of the listed versions" -}}
+{{- end -}}
+{{- $specific := list -}}
+{{- range $v.specific }}{{ $specific = append $specific (toString (int .)) }}{{ end -}}
+{{- range $label, $version := $v.labels -}}
+{{- if not (has (toString (int $version)) $specific) -}}
+{{- fail (printf "model.versions.labels.%s=%v is not in model.versions.specific" $label $version) -}}
+{{- end -}}
 {{- end -}}
 {{- end }}
 
@@ -229,6 +328,22 @@ Environment of the object-storage syncer (rclone configured by environment: remo
   value: /tmp/rclone.conf
 - name: RCLONE_CONFIG_STORE_ENV_AUTH
   value: "true"
+{{- if kindIs "slice" .Values.model.versions.specific }}{{ if .Values.model.versions.specific }}
+- name: MODEL_VERSIONS
+  value: {{ join " " (.Values.model.versions.specific | toStrings) | quote }}
+{{- end }}{{ end }}
+- name: MODEL_LATEST
+  value: {{ .Values.model.versions.latest | quote }}
+{{- if $o.credentialsFile.secretName }}
+{{- if eq $o.provider "s3" }}
+# rclone's s3 backend reads the shared credentials file through the AWS SDK.
+- name: AWS_SHARED_CREDENTIALS_FILE
+  value: /etc/model-sync-credentials/credentials
+{{- else }}
+- name: RCLONE_CONFIG_STORE_SERVICE_ACCOUNT_FILE
+  value: /etc/model-sync-credentials/credentials
+{{- end }}
+{{- end }}
 {{- if eq $o.provider "s3" }}
 - name: RCLONE_CONFIG_STORE_TYPE
   value: s3
@@ -286,4 +401,70 @@ nodeSelector:
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/*
+A model syncer container: $ctx.name, $ctx.mode ("once": the init container, "loop": the native
+sidecar), $ctx.top the root context.
+*/}}
+{{- define "text-classifier.syncerContainer" -}}
+{{- $top := .top -}}
+{{- $o := $top.Values.model.objectStorage -}}
+- name: {{ .name }}
+  image: {{ include "text-classifier.image" (dict "image" $o.syncer.image "tag" $o.syncer.image.tag) }}
+  imagePullPolicy: {{ $o.syncer.image.pullPolicy }}
+  {{- if eq .mode "loop" }}
+  restartPolicy: Always
+  {{- end }}
+  command: ["/bin/sh", "/etc/model-sync/model-sync.sh", {{ .mode | quote }}]
+  env:
+    {{- include "text-classifier.syncerEnv" $top | nindent 4 }}
+    {{- with $o.syncer.extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- if or $o.credentialsSecret $o.syncer.extraEnvFrom }}
+  envFrom:
+    {{- with $o.credentialsSecret }}
+    - secretRef:
+        name: {{ . }}
+    {{- end }}
+    {{- with $o.syncer.extraEnvFrom }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $top.Values.containerSecurityContext | nindent 4 }}
+  resources:
+    {{- toYaml $o.syncer.resources | nindent 4 }}
+  volumeMounts:
+    - name: models
+      mountPath: /models
+    - name: model-sync-script
+      mountPath: /etc/model-sync
+      readOnly: true
+    - name: tmp
+      mountPath: /tmp
+      subPath: {{ .name }}
+    {{- if $o.credentialsFile.secretName }}
+    - name: object-storage-credentials
+      mountPath: /etc/model-sync-credentials
+      readOnly: true
+    {{- end }}
+    {{- with $o.syncer.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end }}
+
+{{/*
+Checksum of the data of the objects a template renders ($ctx.template, e.g. "/configmap.yaml"):
+their content only, not their labels, so a chart version bump alone does not roll the pods.
+*/}}
+{{- define "text-classifier.dataChecksum" -}}
+{{- $top := .top -}}
+{{- $data := list -}}
+{{- range (include (print $top.Template.BasePath .template) $top | splitList "\n---\n") -}}
+{{- $doc := fromYaml . -}}
+{{- $data = append $data (dict "data" (get $doc "data") "stringData" (get $doc "stringData")) -}}
+{{- end -}}
+{{- toJson $data | sha256sum -}}
 {{- end }}
