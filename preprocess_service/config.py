@@ -32,8 +32,9 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(2.0, ge=0, description="how long a request may wait for companions")
     api_keys: str = Field("", description="comma-separated bearer tokens; empty disables auth")
     api_keys_file: Path | None = Field(
-        None, description="file with one bearer token per line (a mounted Secret)"
+        None, description="file with one bearer token per line (a mounted Secret); re-read when it changes"
     )
+    api_keys_reload_s: float = Field(1.0, gt=0, description="how often to look for a changed api_keys_file")
     log_request_text: bool = Field(False, description="log request texts (off: texts may be personal data)")
     log_level: str = "info"
     shutdown_grace_s: float = Field(20.0, ge=0, description="time to finish in-flight requests on SIGTERM")
@@ -48,14 +49,6 @@ class Settings(BaseSettings):
     @property
     def model_dir(self) -> Path:
         return self.model_base_path / self.model_name
-
-    def load_api_keys(self) -> tuple[str, ...]:
-        keys = [k.strip() for k in self.api_keys.split(",") if k.strip()]
-        if self.api_keys_file is not None:
-            keys += [
-                k.strip() for k in self.api_keys_file.read_text(encoding="utf-8").splitlines() if k.strip()
-            ]
-        return tuple(keys)
 
 
 @lru_cache

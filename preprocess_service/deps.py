@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from preprocess_service.api_keys import ApiKeys
 from preprocess_service.batching import Batcher
 from preprocess_service.config import Settings
 from preprocess_service.errors import NotReady, Unauthorized
@@ -47,7 +48,8 @@ async def current_model(registry: Annotated[Registry, Depends(get_registry)]) ->
 
 
 async def require_api_key(request: Request) -> None:
-    keys: tuple[str, ...] = request.app.state.api_keys
+    api_keys: ApiKeys = request.app.state.api_keys
+    keys = api_keys.current()
     if not keys:
         return
     header = request.headers.get("authorization", "")

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from preprocess_service import errors, logs
+from preprocess_service.api_keys import ApiKeys
 from preprocess_service.batching import Batcher
 from preprocess_service.config import Settings, get_settings
 from preprocess_service.metrics import Metrics
@@ -85,7 +86,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.api_keys = settings.load_api_keys()
+    app.state.api_keys = ApiKeys.from_settings(settings)
     errors.install(app)
     for r in (classify.router, model.router, health.router):
         app.include_router(r)
