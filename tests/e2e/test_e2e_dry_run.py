@@ -13,10 +13,17 @@ EXPECTED_SCENARIOS = {
     "auth",
     "autoscaling-custom-metric",
     "cpu",
+    "extensions",
     "gpu",
+    "gpu-custom-pool",
+    "gpu-fixed-pool",
+    "ingress-catch-all",
     "ingress-tls",
+    "keda-scale-to-zero",
     "model-image",
     "object-storage",
+    "object-storage-gcs",
+    "object-storage-minio",
     "pvc",
 }
 SCENARIOS = sorted(p.name for p in CI_DIR.glob("*-values.yaml"))
