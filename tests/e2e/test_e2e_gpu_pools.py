@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -118,9 +119,15 @@ def test_custom_pool_scales_up_from_zero(
         assert p.spec.node_selector == {"karpenter.sh/nodepool": POOL}
         assert pod_ready(p)
 
-    # The release that also selects nvidia.com/gpu.present is still waiting on the very same nodes.
-    wait_until("the old-style release still unschedulable", lambda: len(unschedulable(old)) == 2, 30)
-    assert all(not p.spec.node_name for p in old.pods())
+    # The release that also selects nvidia.com/gpu.present is still waiting, with the new nodes there
+    # (the scheduler retries unschedulable pods when a node joins; give it time to have done so).
+    time.sleep(5)
+    assert len(unschedulable(old)) == 2 and all(not p.spec.node_name for p in old.pods())
+    events = cluster.core.list_namespaced_event(
+        old.namespace,
+        field_selector=f"involvedObject.name={old.pods()[0].metadata.name},reason=FailedScheduling",
+    ).items
+    assert any("didn't match Pod's node affinity/selector" in (e.message or "") for e in events)
 
 
 def test_fixed_pool_rollout_needs_no_spare_gpu(
