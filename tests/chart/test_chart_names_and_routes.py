@@ -162,6 +162,7 @@ def test_ingress_catch_all_rule_and_notes(rendered: Rendered) -> None:
         ]
     ).stdout.split("NOTES:", 1)[1]  # fmt: skip
     assert "http://<ingress address>/v1/classify" in notes
+    assert "http://<ingress address>/v1/model" in notes
 
 
 def test_notes_export_api_key_before_using_it() -> None:
