@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from contracts.signature import Row, pad
 from preprocess_service.metrics import Metrics
 from preprocess_service.upstream import Upstream
-from textvec import pad
-
-Row = tuple[list[int], list[float]]
 
 
 @dataclass

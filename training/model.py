@@ -1,4 +1,4 @@
-"""The seed's network (Dense 128 relu -> softmax, Adam, sparse categorical cross-entropy), fed sparse.
+"""The reference network (Dense 128 relu -> softmax, Adam, sparse categorical cross-entropy), fed sparse.
 
 ``Dense(x)`` on a TF-IDF vector x equals ``relu(sum_k w_k * kernel[id_k] + bias)``: a weighted gather of
 kernel rows. :class:`SparseDense` computes exactly that from the signature's ``token_ids`` and
@@ -15,6 +15,8 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+
+from contracts.signature import Row
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class _EpochLog(keras.callbacks.Callback):
         self.emit(f"  epoch {epoch + 1:>2}/{self.epochs}  " + "  ".join(parts))
 
 
-Rows = list[tuple[list[int], list[float]]]
+Rows = list[Row]
 
 
 def batches(

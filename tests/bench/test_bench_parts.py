@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench import loadgen, procstat
+from bench import procstat
 from bench.runner import evaluate
+from devstack import loadgen
 
 
 def test_procstat_reads_own_cpu_and_memory() -> None:

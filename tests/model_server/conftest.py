@@ -108,8 +108,8 @@ def sample(version_source: Path) -> dict[str, Any]:
     """Two texts vectorized with the version's own vectorizer, and the exported model's own answer."""
     import numpy as np
 
+    from tests.reference import predict_exported
     from textvec import Vectorizer, load_labels
-    from training.export import predict_exported
 
     vec = Vectorizer.load(version_source / "assets" / "vectorizer.json")
     texts = [

@@ -1,4 +1,4 @@
-"""Fixtures of the reliability suite (issue 8): two genuinely different model versions, real model server
+"""Fixtures of the reliability suite: two genuinely different model versions, real model server
 and sidecar processes on 127.0.0.1, and the figures each test records into ``out/reliability.json``
 (rendered into docs/reliability.md by ``render_report.py``; ``make reliability`` does both)."""
 
@@ -110,8 +110,8 @@ def v2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def version_info(path: Path) -> dict[str, Any]:
+    from tests.reference import predict_exported
     from textvec import Vectorizer, load_labels
-    from training.export import predict_exported
 
     vec = Vectorizer.load(path / "assets" / "vectorizer.json")
     ids, weights = vec.transform(PROBES)

@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from rel_support import (
+    MODEL,
     PROBES,
     REFUSED,
     RESET,
@@ -26,7 +27,7 @@ from rel_support import (
     http_request,
     poll,
     proc_stats,
-    server_versions,
+    server_states,
     summarize,
     wait_available,
 )
@@ -59,7 +60,7 @@ def test_fault_server_absent_at_start_503_then_ready_by_itself(
     figures["faults"] += 1
     figures["requests"] += 30
     server = stack.server(grpc_port=grpc_port, rest_port=rest_port, wait_version=None)
-    t_back = wait_available(server, 1)
+    t_back = wait_available(server, MODEL, 1)
     assert poll(lambda: httpx.get(f"{sidecar.url()}/readyz", timeout=5).status_code == 200, 10)
     ready_after = time.monotonic() - t_back
     r = _post(port)
@@ -89,7 +90,7 @@ def test_fault_server_killed_under_load_only_503_recovers_within_5s(
         figures["faults"] += 1
         time.sleep(2)  # clients hammer a sidecar whose model server is gone
         server2 = stack.server(grpc_port=grpc_port, rest_port=rest_port, wait_version=None)
-        t_back = wait_available(server2, 1)
+        t_back = wait_available(server2, MODEL, 1)
         ok_after = poll(lambda: any(r.status == 200 and r.t0 > t_back for r in load.results), 10, 0.02)
         time.sleep(3)  # and it stays recovered
     finally:
@@ -222,7 +223,7 @@ def test_rollout_new_version_under_load_no_failure_no_mixed_versions(
     assert not stale, "version 1 still answered after the switch"
     info = httpx.get(f"{sidecar.url()}/v1/model", timeout=5).json()
     assert info["version"] == 2 and info["vectorizer_fingerprint"] == versions[2]["fingerprint"]
-    assert server_versions(server).get(1) == "AVAILABLE", "TF Serving keeps the previous version loaded"
+    assert server_states(server, MODEL).get(1) == "AVAILABLE", "TF Serving keeps the previous version loaded"
 
 
 def test_fault_corrupt_half_written_deleted_versions_skipped(
@@ -300,7 +301,7 @@ def test_fault_corrupt_half_written_deleted_versions_skipped(
     server_log = server.log_path.read_text()
     for v in (3, 4, 5):
         assert f"{{name: news version: {v}}} failed" in server_log, v
-    assert server_versions(server).get(1) == "AVAILABLE"
+    assert server_states(server, MODEL).get(1) == "AVAILABLE"
 
 
 def _attempt(port: int) -> str:

@@ -1,4 +1,5 @@
-"""Training end to end on real text: the export obeys contracts 1 and 2 and predicts like Keras."""
+"""Training end to end on real text: the export obeys the model directory layout and the serving
+signature, and predicts like Keras."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from tests.reference import predict_exported
 from textvec import Vectorizer, load_labels, version_dirs
-from training.export import ExportError, export_version, predict_exported
+from training.export import ExportError, export_version
 from training.model import TrainConfig, predict_proba
 from training.pipeline import RunConfig, RunResult, run
 
