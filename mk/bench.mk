@@ -1,4 +1,4 @@
-# Benchmark of the serving path (issue 7). Included by the root Makefile.
+# Benchmark of the serving path. Included by the root Makefile.
 #   make bench         the full run (~5 min on 2 cores): bench/results.json, bench/results.png, table on stdout
 #   make bench-smoke   the same path in seconds, written under bench/raw/ (the recorded run is untouched)
 # Both train $(BENCH_DATASET) into $(MODELS)/$(BENCH_MODEL) first when no version is there.
