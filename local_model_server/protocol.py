@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from google.protobuf import json_format
@@ -11,6 +12,15 @@ from contracts import version_state
 from local_model_server.manager import ModelManager
 
 SIGNATURE_DEF_FIELD = "signature_def"
+log = logging.getLogger("local_model_server.requests")
+
+
+def log_predict(model_name: str, outcome: str, request_id: str, message: str = "") -> None:
+    """One line per prediction with the caller's request id (the sidecar forwards its own), so one
+    request can be followed through both logs: failures at INFO, successes at DEBUG."""
+    level = logging.DEBUG if outcome == "OK" else logging.INFO
+    detail = f"{outcome} {message}" if message else outcome
+    log.log(level, "predict %s: %s (request id %s)", model_name, detail, request_id)
 
 
 def model_status(

@@ -12,6 +12,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from preprocess_service import logs
 from preprocess_service.errors import PayloadTooLarge, error_response
 from preprocess_service.metrics import Metrics
 
@@ -71,6 +72,7 @@ class RequestContext:
             return message
 
         self.metrics.in_flight.inc()
+        rid_token = logs.request_id.set(rid)
         try:
             await self.app(scope, receive_limited, send_wrapper)
         except BodyTooLarge:  # escaped the app before any response started
@@ -79,6 +81,7 @@ class RequestContext:
         finally:
             self.metrics.in_flight.dec()
             self._observe(scope, status["code"] or 500, started, state)
+            logs.request_id.reset(rid_token)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, rid: str, size: int) -> None:
         too_large = PayloadTooLarge(f"request body over {self.max_body} bytes (got {size}+)")

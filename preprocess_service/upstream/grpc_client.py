@@ -18,6 +18,7 @@ from tensorflow_serving.apis import (
 
 from contracts import version_state
 from contracts.signature import PROBABILITIES, SIGNATURE, TOKEN_IDS, TOKEN_WEIGHTS
+from preprocess_service import logs
 from preprocess_service.errors import NotReady, UpstreamError, UpstreamTimeout
 
 
@@ -68,7 +69,9 @@ class GrpcUpstream:
             _tensor(np.ascontiguousarray(weights, np.float32), types_pb2.DT_FLOAT)
         )
         try:
-            resp = await self._predict.Predict(req, timeout=self.timeout_s)
+            rid = logs.request_id.get()
+            metadata = ((logs.REQUEST_ID_HEADER, rid),) if rid else None
+            resp = await self._predict.Predict(req, timeout=self.timeout_s, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -14,6 +14,7 @@ import orjson
 
 from contracts import version_state
 from contracts.signature import PROBABILITIES, SIGNATURE, TOKEN_IDS, TOKEN_WEIGHTS
+from preprocess_service import logs
 from preprocess_service.errors import NotReady, UpstreamError, UpstreamTimeout
 
 
@@ -37,9 +38,7 @@ class RestUpstream:
         try:
             async with asyncio.timeout(self.timeout_s):
                 resp = await self._client.post(
-                    f"{self._url}/versions/{version}:predict",
-                    content=body,
-                    headers={"content-type": "application/json"},
+                    f"{self._url}/versions/{version}:predict", content=body, headers=_headers()
                 )
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise UpstreamTimeout(f"TF Serving did not answer within {self.timeout_s}s") from exc
@@ -67,6 +66,12 @@ class RestUpstream:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _headers() -> dict[str, str]:
+    rid = logs.request_id.get()
+    headers = {"content-type": "application/json"}
+    return headers | {logs.REQUEST_ID_HEADER: rid} if rid else headers
 
 
 def _error_message(resp: httpx.Response) -> str:

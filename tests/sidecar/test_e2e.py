@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import shutil
 import signal
@@ -26,7 +27,7 @@ def stack(
     base = tmp_path_factory.mktemp("e2e_models")
     shutil.copytree(exported_models / "news" / "1", base / "news" / "1")
     logs = tmp_path_factory.mktemp("e2e_logs")
-    server = start_model_server(base / "news", "news", logs)
+    server = start_model_server(base / "news", "news", logs, "--log_level", "debug")
     sidecar = start_sidecar(base, "news", server, logs, upstream_timeout_s="1.5")
     try:
         wait_http(sidecar, "/readyz")
@@ -36,15 +37,25 @@ def stack(
         server.stop()
 
 
+@contextlib.contextmanager
+def sidecar_speaking(transport: str, stack: tuple[Path, Proc, Proc], tmp_path: Path) -> Iterator[Proc]:
+    """The module's REST sidecar, or a second sidecar on the same model server speaking gRPC."""
+    base, server, sidecar = stack
+    if transport == "grpc":
+        sidecar = start_sidecar(base, "news", server, tmp_path, transport="grpc")
+    try:
+        wait_http(sidecar, "/readyz")
+        yield sidecar
+    finally:
+        if transport == "grpc":
+            sidecar.stop()
+
+
 @pytest.mark.parametrize("transport", ["rest", "grpc"])
 def test_e2e_classify_through_each_transport(
     stack: tuple[Path, Proc, Proc], tmp_path: Path, transport: str
 ) -> None:
-    base, server, sidecar = stack
-    if transport == "grpc":  # a second sidecar on the same model server, speaking gRPC
-        sidecar = start_sidecar(base, "news", server, tmp_path, transport="grpc")
-    try:
-        wait_http(sidecar, "/readyz")
+    with sidecar_speaking(transport, stack, tmp_path) as sidecar:
         one = httpx.post(sidecar.url() + "/v1/classify", json={"text": SPORT}, timeout=10)
         assert one.status_code == 200, one.text
         assert one.json()["predictions"][0]["label"] == "sports" and one.json()["model"]["version"] == 1
@@ -59,9 +70,21 @@ def test_e2e_classify_through_each_transport(
         assert [p["label"] for p in batch.json()["predictions"]] == ["sports", "business"]
         legacy = httpx.post(sidecar.url() + "/classify", json={"text": SPORT}, timeout=10)
         assert legacy.json()["label"] == "sports"
-    finally:
-        if transport == "grpc":
-            sidecar.stop()
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_e2e_request_id_reaches_the_model_server_log(
+    stack: tuple[Path, Proc, Proc], tmp_path: Path, transport: str
+) -> None:
+    server = stack[1]
+    rid = f"trace-{transport}-{time.monotonic_ns()}"
+    with sidecar_speaking(transport, stack, tmp_path) as sidecar:
+        r = httpx.post(sidecar.url() + "/v1/classify", json={"text": SPORT}, headers={"X-Request-ID": rid})
+        assert r.status_code == 200 and r.headers["x-request-id"] == rid, r.text
+        deadline = time.monotonic() + 10
+        while rid not in server.log_tail(400) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert f"predict news: OK (request id {rid})" in server.log_tail(400), server.log_tail(20)
 
 
 def test_e2e_client_errors_have_their_status(stack: tuple[Path, Proc, Proc]) -> None:
