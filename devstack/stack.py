@@ -179,11 +179,18 @@ class Stack:
         transport: str = "rest",
         ready: bool = True,
         timeout: float = READY_TIMEOUT_S,
+        rest_port: int | str | None = None,
+        grpc_port: int | str | None = None,
         **settings: str,
     ) -> Proc:
-        """A sidecar on this base; waits for /readyz (``ready``) or only for /healthz."""
+        """A sidecar on this base, sending to ``server`` or to the given model-server ports; waits for
+        /readyz (``ready``) or only for /healthz. ``settings`` are Settings fields."""
         settings.setdefault("version_poll_s", str(self.poll_s))
-        p = start_sidecar(self.base, self.model_name, server, self.logs, transport=transport, extra=settings)
+        p = start_sidecar(
+            self.base, self.model_name, server, self.logs, transport=transport,
+            rest_port=int(rest_port) if rest_port else None, grpc_port=int(grpc_port) if grpc_port else None,
+            extra=settings,
+        )  # fmt: skip
         self.procs.append(p)
         wait_http(p, "/readyz" if ready else "/healthz", 200, timeout=timeout)
         return p

@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from rel_support import MODEL, PROBES, Proc, Stack
 
+from contracts import modeldir
+
 REPO = Path(__file__).resolve().parents[2]
 OUT_JSON = Path(os.environ.get("RELIABILITY_JSON", REPO / "out" / "reliability.json"))
 
@@ -113,7 +115,7 @@ def version_info(path: Path) -> dict[str, Any]:
     from tests.reference import predict_exported
     from textvec import Vectorizer, load_labels
 
-    vec = Vectorizer.load(path / "assets" / "vectorizer.json")
+    vec = Vectorizer.load(path / modeldir.VECTORIZER)
     ids, weights = vec.transform(PROBES)
     probs = predict_exported(path, ids, weights)["probabilities"]
     return {"labels": load_labels(path), "fingerprint": vec.fingerprint, "probs": np.asarray(probs)}

@@ -32,6 +32,8 @@ from rel_support import (
     wait_available,
 )
 
+from contracts import modeldir
+
 CLASSIFY = [http_request("/v1/classify", classify_body(i)) for i in range(len(PROBES))]
 
 
@@ -240,7 +242,7 @@ def test_fault_corrupt_half_written_deleted_versions_skipped(
     try:
         time.sleep(1)
         # 2: a valid SavedModel whose vectorizer.json was edited (its fingerprint no longer matches)
-        vpath = stack.publish(v1_dir, 2) / "assets" / "vectorizer.json"
+        vpath = stack.publish(v1_dir, 2) / modeldir.VECTORIZER
         vpath.write_bytes(vpath.read_bytes().replace(b'"idf":[', b'"idf":[9.5,', 1))
         # 3: half-written in place (no rename): a truncated saved_model.pb and nothing else
         (base / "3").mkdir()
@@ -251,7 +253,7 @@ def test_fault_corrupt_half_written_deleted_versions_skipped(
         five = stack.publish(v1_dir, 5)
         data = next((five / "variables").glob("variables.data-*"))
         data.write_bytes(data.read_bytes()[:1000])
-        (five / "assets" / "labels.json").write_bytes(b"\x00\xff not json")
+        (five / modeldir.LABELS).write_bytes(b"\x00\xff not json")
         figures["faults"] += 4
         time.sleep(4)  # many polls of both the model server and the sidecar
         t_clean = time.monotonic()
