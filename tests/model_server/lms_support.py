@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from contracts import version_state
 from contracts.modeldir import publish_copy
 from devstack import Proc, free_port, start_model_server, wait_available
 
@@ -68,7 +69,7 @@ class Target:
     def status(self) -> dict[int, dict[str, Any]]:
         r = httpx.get(f"{self.rest_url}/v1/models/{self.model_name}", timeout=5)
         r.raise_for_status()
-        return {int(v["version"]): v for v in r.json()["model_version_status"]}
+        return version_state.parse_status(r.json())
 
     def wait_for(
         self,
