@@ -2,7 +2,7 @@
 input signature the usual transformer pattern needs (``x`` float32 [batch, n_features]).
 
 ``python -m bench.dense_model <sparse version dir> <dense base>`` writes ``<dense base>/<version>/``.
-Only the benchmark uses this; the product exports the sparse signature (contract 2)."""
+Only the benchmark uses this; the product exports the sparse serving signature."""
 
 from __future__ import annotations
 

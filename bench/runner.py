@@ -26,10 +26,22 @@ from typing import Any
 import httpx
 import orjson
 
-from bench import loadgen, procstat
+from bench import procstat
 from bench.microbench import vectorize_one
-from tests.stack import HOST, Proc, free_port, start_model_server, start_sidecar, wait_until
-from textvec import Vectorizer, load_labels, version_dirs
+from contracts import modeldir
+from contracts.modeldir import load_labels, version_dirs
+from devstack import (
+    HOST,
+    Proc,
+    free_port,
+    loadgen,
+    spawn,
+    start_model_server,
+    start_sidecar,
+    wait_available,
+    wait_http,
+)
+from textvec import Vectorizer
 
 SIDECARS = ("sidecar_rest_batch", "sidecar_rest_nobatch", "sidecar_grpc_batch", "sidecar_grpc_nobatch")
 TARGETS = ("inproc", "dense_rest", *SIDECARS)
@@ -62,27 +74,6 @@ class BenchSettings:
     mode: str = "full"
     ready_timeout_s: float = 180.0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _spawn(name: str, args: list[str], log_dir: Path) -> Proc:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{name}.log"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    with log_path.open("ab") as fh:
-        popen = subprocess.Popen([sys.executable, *args], stdout=fh, stderr=subprocess.STDOUT, env=env)
-    return Proc(name, popen, log_path)
-
-
-def _wait_available(server: Proc, model_name: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = wait_until(server, f"/v1/models/{model_name}", timeout=timeout)
-        states = [s.get("state") for s in r.json().get("model_version_status", [])]
-        if "AVAILABLE" in states:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{server.name}: no version AVAILABLE after {timeout}s: {states}")
-        time.sleep(0.2)
 
 
 def _labels_of(url: str, docs: list[str]) -> list[str]:
@@ -168,9 +159,9 @@ class Runner:
     def sidecars(self, version_dir: Path, wanted: list[str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
         out: dict[str, Any] = {}
         labels: dict[str, list[str]] = {}
-        server = start_model_server(self.s.model_base, self.s.model_name, self.logs)
+        server = start_model_server(self.s.model_base / self.s.model_name, self.s.model_name, self.logs)
         try:
-            _wait_available(server, self.s.model_name, self.s.ready_timeout_s)
+            wait_available(server, self.s.model_name, timeout=self.s.ready_timeout_s, every=0.2)
             for target in wanted:
                 _, transport, batching = target.split("_")
                 sidecar = start_sidecar(
@@ -178,7 +169,7 @@ class Runner:
                     batch_enabled="true" if batching == "batch" else "false",
                 )  # fmt: skip
                 try:
-                    wait_until(sidecar, "/readyz", timeout=self.s.ready_timeout_s)
+                    wait_http(sidecar, "/readyz", timeout=self.s.ready_timeout_s)
                     labels[target] = _labels_of(sidecar.url() + "/v1/classify", self.check_docs)
                     out[target] = {"transport": transport, "batching": batching == "batch"}
                     out[target] |= self._drive(target, sidecar, server)
@@ -202,12 +193,12 @@ class Runner:
             rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
         if rc != 0:
             raise RuntimeError(f"dense export failed ({rc}):\n{log.read_text(errors='replace')[-3000:]}")
-        server = start_model_server(dense_base, self.s.model_name, self.logs)
+        server = start_model_server(dense_base / self.s.model_name, self.s.model_name, self.logs)
         front = None
         try:
-            _wait_available(server, self.s.model_name, self.s.ready_timeout_s)
+            wait_available(server, self.s.model_name, timeout=self.s.ready_timeout_s, every=0.2)
             port = free_port()
-            front = _spawn(
+            front = spawn(
                 f"dense_baseline_{port}",
                 ["-m", "bench.baseline", "--port", str(port), "--model-name", self.s.model_name,
                  "--model-dir", str(dense_base / self.s.model_name / version_dir.name),
@@ -215,7 +206,7 @@ class Runner:
                 self.logs,
             )  # fmt: skip
             front.ports = {"http": port}
-            wait_until(front, "/healthz", timeout=self.s.ready_timeout_s)
+            wait_http(front, "/healthz", timeout=self.s.ready_timeout_s)
             labels = _labels_of(front.url() + "/v1/classify", self.check_docs)
             result = {"transport": "rest-dense", "batching": False} | self._drive("dense_rest", front, server)
         finally:
@@ -239,7 +230,7 @@ class Runner:
         shutil.rmtree(private, ignore_errors=True)
         shutil.copytree(source, version_dir)
         self.s.model_base = private
-        vec = Vectorizer.load(version_dir / "assets" / "vectorizer.json")
+        vec = Vectorizer.load(version_dir / modeldir.VECTORIZER)
         docs_path = self.s.raw_dir / "docs.json"
         docs_path.write_bytes(orjson.dumps(self.docs))
         result: dict[str, Any] = {
@@ -309,7 +300,8 @@ def _run_at(target: dict[str, Any] | None, c: int) -> dict[str, Any] | None:
 
 
 def evaluate(result: dict[str, Any]) -> dict[str, Any]:
-    """Each target of issue 7 with its measured value; ``met`` is None where the run lacks the data."""
+    """Each performance target (docs/bench.md) with its measured value; ``met`` is None where the run
+    lacks the data."""
     targets = result.get("targets", {})
     default = f"sidecar_{result['settings']['sidecar_default_transport']}_batch"
     side = targets.get(default)

@@ -1,4 +1,4 @@
--- Cross-check of bench/loadgen.py with wrk (Debian package wrk): POST /v1/classify with real documents.
+-- Cross-check of devstack/loadgen.py (the load generator) with wrk (Debian package wrk): POST /v1/classify with real documents.
 -- Bodies come one JSON object per line from BENCH_BODIES (default bench/raw/bodies.jsonl, written by
 -- `python -m bench bodies`). Usage:
 --   wrk -t1 -c32 -d8s -s bench/wrk_classify.lua http://127.0.0.1:<sidecar port>/v1/classify

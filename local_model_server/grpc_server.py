@@ -4,6 +4,7 @@ base classes do that). Served by grpc's thread-pool server."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -43,9 +44,21 @@ class _Base:
             result = fn()
         except ServingError as exc:
             self.metrics.observe(name, api, "GRPC", exc.code.name, time.perf_counter() - started)
+            if api == "predict":
+                protocol.log_predict(name, exc.code.name, _request_id(context), exc.message)
             context.abort(grpc_status(exc.code), exc.message)
         self.metrics.observe(name, api, "GRPC", "OK", time.perf_counter() - started)
+        if api == "predict" and protocol.log.isEnabledFor(logging.DEBUG):
+            protocol.log_predict(name, "OK", _request_id(context))
         return result
+
+
+def _request_id(context: grpc.ServicerContext) -> str:
+    """The caller's request id from the call's metadata (the sidecar forwards its own)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id":
+            return str(value)[:1024]
+    return "-"
 
 
 class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServicer):

@@ -18,12 +18,25 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tensorflow_serving.apis.get_model_status_pb2 import ModelVersionStatus
+
+from contracts.modeldir import version_dirs
 from local_model_server.errors import Code, ServingError, invalid, not_found
 from local_model_server.servable import Servable, load
 
 log = logging.getLogger("local_model_server")
 
-START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
+# TF Serving's ModelVersionStatus.State names, from the proto
+START, LOADING, AVAILABLE, UNLOADING, END = (
+    ModelVersionStatus.State.Name(s)
+    for s in (
+        ModelVersionStatus.START,
+        ModelVersionStatus.LOADING,
+        ModelVersionStatus.AVAILABLE,
+        ModelVersionStatus.UNLOADING,
+        ModelVersionStatus.END,
+    )
+)
 Fingerprint = tuple[tuple[str, int, int], ...]
 
 
@@ -48,15 +61,7 @@ def _fingerprint(path: Path) -> Fingerprint:
 
 def list_versions(base: Path) -> dict[int, Path]:
     """All-digit child directories, as TF Serving's FileSystemStoragePathSource sees them."""
-    found: dict[int, Path] = {}
-    try:
-        entries = list(os.scandir(base))
-    except OSError:
-        return found
-    for e in entries:
-        if e.name.isdigit() and e.is_dir():
-            found[int(e.name)] = Path(e.path)
-    return found
+    return version_dirs(base, complete=False)
 
 
 class ModelManager:

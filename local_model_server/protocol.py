@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
+from contracts import version_state
 from local_model_server.manager import ModelManager
 
-_STATE = {
-    "START": get_model_status_pb2.ModelVersionStatus.START,
-    "LOADING": get_model_status_pb2.ModelVersionStatus.LOADING,
-    "AVAILABLE": get_model_status_pb2.ModelVersionStatus.AVAILABLE,
-    "UNLOADING": get_model_status_pb2.ModelVersionStatus.UNLOADING,
-    "END": get_model_status_pb2.ModelVersionStatus.END,
-}
 SIGNATURE_DEF_FIELD = "signature_def"
+log = logging.getLogger("local_model_server.requests")
+
+
+def log_predict(model_name: str, outcome: str, request_id: str, message: str = "") -> None:
+    """One line per prediction with the caller's request id (the sidecar forwards its own), so one
+    request can be followed through both logs: failures at INFO, successes at DEBUG."""
+    level = logging.DEBUG if outcome == "OK" else logging.INFO
+    detail = f"{outcome} {message}" if message else outcome
+    log.log(level, "predict %s: %s (request id %s)", model_name, detail, request_id)
 
 
 def model_status(
@@ -26,7 +30,7 @@ def model_status(
     for st in manager.status(name, version, label):
         entry = response.model_version_status.add()
         entry.version = st.version
-        entry.state = _STATE[st.state]
+        entry.state = version_state.value_of(st.state)
         entry.status.error_code = int(st.error_code)
         entry.status.error_message = st.error_message
     return response

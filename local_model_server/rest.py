@@ -5,6 +5,7 @@ event loop keeps accepting requests. Paths, methods and errors follow http_rest_
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from concurrent.futures import Executor
@@ -25,6 +26,14 @@ _STATUS = re.compile(
     r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?"
 )
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def request_id(scope: dict[str, Any]) -> str:
+    """The caller's request id (the sidecar forwards its own), to find one request in both logs."""
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            return str(value.decode("latin-1"))[:1024]
+    return "-"
 
 
 def _version(text: str | None) -> int | None:
@@ -113,9 +122,13 @@ class RestApp:
                 raise invalid(f"Malformed request: {method} {path}")
         except ServingError as exc:
             self.metrics.observe(model_name, api, "REST", exc.code.name, time.perf_counter() - started)
+            if api == "predict":
+                protocol.log_predict(model_name, exc.code.name, request_id(scope), exc.message)
             await self._send(send, exc.http_status, _error_body(exc), _JSON_HEADERS)
             return
         self.metrics.observe(model_name, api, "REST", "OK", time.perf_counter() - started)
+        if api == "predict" and protocol.log.isEnabledFor(logging.DEBUG):
+            protocol.log_predict(model_name, "OK", request_id(scope))
         await self._send(send, 200, payload, _JSON_HEADERS)
 
     def _predict(self, name: str, version: int | None, label: str | None, body: bytes) -> bytes:

@@ -1,4 +1,4 @@
-# Helm chart, plain manifests, images and their static checks (issue 5). Included by the root Makefile.
+# Helm chart, plain manifests, images and their static checks. Included by the root Makefile.
 #   make k8s-tools       pinned helm + kubectl into $${XDG_CACHE_HOME:-$$HOME/.cache}/text-classifier/bin
 #   make chart-tools     checkov, hadolint, kubernetes-validate in their own venv (.cache/chart-tools)
 #   make chart-test      the static checks (tests/chart)

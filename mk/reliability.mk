@@ -1,4 +1,4 @@
-# Reliability and security suite (issue 8): faults, fuzzing, sustained load, security. Included by the
+# Reliability and security suite: faults, fuzzing, sustained load, security. Included by the
 # root Makefile; `make test` does not collect tests/reliability, CI runs `make reliability` after it.
 #   make reliability        the whole suite (~6-8 min on 2 cores, bounded in time and requests), then the
 #                           figures: out/reliability.json -> docs/reliability.md (between its markers)

@@ -1,1 +1,2 @@
-"""The preprocessing sidecar: raw text in, TF-IDF tensors to TF Serving, labels out (contracts 3-5)."""
+"""The preprocessing sidecar: raw text in, TF-IDF tensors to TF Serving, labels out (one vectorizer,
+version pinning, the sidecar API)."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uvicorn
 
 from preprocess_service import logs
-from preprocess_service.config import get_settings
+from preprocess_service.config import load_settings
 from preprocess_service.main import create_app
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = load_settings()
     logs.configure(settings.log_level)
     uvicorn.run(
         create_app(settings, freeze_after_startup=True),

@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from contracts.signature import Row, pad
+from preprocess_service import logs
 from preprocess_service.metrics import Metrics
 from preprocess_service.upstream import Upstream
-from textvec import pad
-
-Row = tuple[list[int], list[float]]
 
 
 @dataclass
 class _Item:
     version: int
     rows: Sequence[Row]
+    request_id: str | None = field(default_factory=logs.request_id.get)
     future: asyncio.Future[np.ndarray] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -96,6 +96,9 @@ class Batcher:
                 task.add_done_callback(self._calls.discard)
 
     async def _dispatch(self, version: int, items: list[_Item]) -> None:
+        # this task was started by the batching worker: name the requests it answers for
+        ids = list(dict.fromkeys(i.request_id for i in items if i.request_id))
+        logs.request_id.set(",".join(ids[: logs.MAX_FORWARDED_IDS]) or None)
         try:
             rows = [row for item in items for row in item.rows]
             try:

@@ -52,5 +52,7 @@ class Settings(BaseSettings):
 
 
 @lru_cache
-def get_settings() -> Settings:
+def load_settings() -> Settings:
+    """The process' settings, read once from the environment (``SIDECAR_*``); request handlers get
+    the app's own through ``deps.get_settings``."""
     return Settings()

@@ -37,6 +37,8 @@ class InvalidInput(ServiceError):
 
 class PayloadTooLarge(ServiceError):
     status_code, code = 413, "payload_too_large"
+    # the rest of the body stays unread on the connection: it cannot carry another request
+    headers: ClassVar[dict[str, str] | None] = {"Connection": "close"}
 
 
 class Unauthorized(ServiceError):
@@ -67,6 +69,12 @@ def error_body(code: str, message: str, request: Request) -> dict[str, object]:
     }
 
 
+def error_response(exc: ServiceError, request_id: str | None) -> JsonResponse:
+    """The one error shape for a typed error, also where no Request exists (the ASGI middleware)."""
+    body = {"error": {"code": exc.code, "message": exc.message, "request_id": request_id}}
+    return JsonResponse(body, exc.status_code, headers=exc.headers)
+
+
 def _human(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -80,7 +88,7 @@ def _human(exc: RequestValidationError) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service(request: Request, exc: ServiceError) -> JsonResponse:
-        return JsonResponse(error_body(exc.code, exc.message, request), exc.status_code, headers=exc.headers)
+        return error_response(exc, getattr(request.state, "request_id", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JsonResponse:
@@ -91,7 +99,8 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400:
             # FastAPI's 400 "There was an error parsing the body": a body that json.loads rejects with
             # something other than JSONDecodeError (not UTF-8, nested too deep, an integer over Python's
-            # digit limit). Bad input is 422 everywhere (contract 5), and 400 is not in the OpenAPI.
+            # digit limit). Bad input is 422 everywhere (the sidecar API contract), and 400 is not in the
+            # OpenAPI.
             message = "the request body is not valid JSON (or not UTF-8, or nested too deeply)"
             return JsonResponse(error_body("invalid_input", message, request), 422)
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(

@@ -1,30 +1,42 @@
-"""Structured JSON logs, one object per line, with the request id when there is one."""
+"""Structured JSON logs, one object per line, with the request id when there is one; and the request
+id of the request being served, which the upstream clients forward to TF Serving."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from contextvars import ContextVar
 from typing import Any
 
-import orjson
+from pythonjsonlogger.orjson import OrjsonFormatter
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+# Set by the request middleware for the task serving the request (and the tasks it starts); a batched
+# upstream call carries the ids of the requests in its batch.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+REQUEST_ID_HEADER = "x-request-id"
+MAX_FORWARDED_IDS = 8  # a batched call names at most this many requests (a header stays small)
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        doc.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
-        if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str).decode()
+class JsonFormatter(OrjsonFormatter):
+    """python-json-logger's, through orjson: ``ts`` (UTC, ms), ``level``, ``logger``, ``message``, then the
+    record's extra fields (``request_id``, ...) and ``exception`` when there is one."""
+
+    converter = staticmethod(time.gmtime)  # UTC
+    default_time_format = "%Y-%m-%dT%H:%M:%S"
+    default_msec_format = "%s.%03dZ"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "ts", "levelname": "level", "name": "logger", "exc_info": "exception"},
+            json_default=str,
+        )
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        log_data["level"] = str(log_data.get("level", "")).lower()
+        return log_data
 
 
 def configure(level: str) -> None:

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from preprocess_service import errors, logs
 from preprocess_service.api_keys import ApiKeys
 from preprocess_service.batching import Batcher
-from preprocess_service.config import Settings, get_settings
+from preprocess_service.config import Settings, load_settings
 from preprocess_service.metrics import Metrics
 from preprocess_service.middleware import RequestContext
 from preprocess_service.registry import Registry
@@ -39,7 +39,7 @@ def create_app(
     each full (generation 2) collection walks all of FastAPI's, pydantic's (and TensorFlow's) objects,
     a 30-50 ms pause that was most of the p99 latency at concurrency 32 (docs/bench.md). Reference
     counting still frees them as usual. Off by default: tests build many apps in one process."""
-    settings = settings or get_settings()
+    settings = settings or load_settings()
     metrics = Metrics()
 
     @asynccontextmanager
@@ -97,6 +97,6 @@ def create_app(
 def __getattr__(name: str) -> FastAPI:
     # `uvicorn preprocess_service.main:app` builds the app on first access, from the environment
     if name == "app":
-        logs.configure(get_settings().log_level)
+        logs.configure(load_settings().log_level)
         return create_app(freeze_after_startup=True)
     raise AttributeError(name)

@@ -9,10 +9,11 @@ import time
 import uuid
 from typing import Any
 
-import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from preprocess_service import logs
+from preprocess_service.errors import PayloadTooLarge, error_response
 from preprocess_service.metrics import Metrics
 
 log = logging.getLogger("preprocess_service.access")
@@ -55,7 +56,7 @@ class RequestContext:
 
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            await self._reject(send_wrapper, rid, int(declared))
+            await self._reject(scope, receive, send_wrapper, rid, int(declared))
             self._observe(scope, 413, started, state)
             return
 
@@ -71,33 +72,20 @@ class RequestContext:
             return message
 
         self.metrics.in_flight.inc()
+        rid_token = logs.request_id.set(rid)
         try:
             await self.app(scope, receive_limited, send_wrapper)
         except BodyTooLarge:  # escaped the app before any response started
             if status["code"] == 0:
-                await self._reject(send_wrapper, rid, seen)
+                await self._reject(scope, receive, send_wrapper, rid, seen)
         finally:
             self.metrics.in_flight.dec()
             self._observe(scope, status["code"] or 500, started, state)
+            logs.request_id.reset(rid_token)
 
-    async def _reject(self, send: Send, rid: str, size: int) -> None:
-        body = orjson.dumps(
-            {
-                "error": {
-                    "code": "payload_too_large",
-                    "request_id": rid,
-                    "message": f"request body over {self.max_body} bytes (got {size}+)",
-                }
-            }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, rid: str, size: int) -> None:
+        too_large = PayloadTooLarge(f"request body over {self.max_body} bytes (got {size}+)")
+        await error_response(too_large, rid)(scope, receive, send)
 
     def _observe(self, scope: Scope, status: int, started: float, state: dict[str, Any]) -> None:
         elapsed = time.perf_counter() - started

@@ -6,22 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from contracts.signature import Row
 from preprocess_service.batching import Batcher
 from preprocess_service.metrics import Metrics
 from preprocess_service.registry import ModelVersion
-
-Row = tuple[list[int], list[float]]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    score: float
-    probabilities: dict[str, float] | None
+from preprocess_service.schemas import Prediction
 
 
 def preprocess(model: ModelVersion, texts: Sequence[str]) -> list[Row]:
@@ -37,7 +29,7 @@ def postprocess(model: ModelVersion, probs: np.ndarray, with_probabilities: bool
             if with_probabilities
             else None
         )
-        out.append(Prediction(model.labels[best], float(row[best]), full))
+        out.append(Prediction(label=model.labels[best], score=float(row[best]), probabilities=full))
     return out
 
 

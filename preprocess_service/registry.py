@@ -1,4 +1,4 @@
-"""Version pinning and hot swap (contract 4).
+"""Version pinning and hot swap.
 
 The sidecar serves exactly one version at a time: its vectorizer, its labels, and TF Serving's network of
 the same number. A newer version directory is loaded in the background, and the switch (one reference
@@ -17,9 +17,11 @@ from typing import Any
 
 import orjson
 
+from contracts import modeldir, version_state
+from contracts.modeldir import ModelDirError, load_labels, version_dirs
 from preprocess_service.metrics import Metrics
 from preprocess_service.upstream import Upstream
-from textvec import ModelDirError, Vectorizer, VectorizerError, load_labels, modeldir, version_dirs
+from textvec import Vectorizer, VectorizerError
 
 log = logging.getLogger("preprocess_service.registry")
 
@@ -101,7 +103,7 @@ class Registry:
             if mv is None:
                 continue
             state = await self.upstream.version_state(version)
-            if state == "AVAILABLE":
+            if state == version_state.AVAILABLE:
                 self._switch(mv)
                 break
             # keep serving what we have; an older directory TF Serving already holds may still do

@@ -54,7 +54,7 @@ class ClassifyResponse(BaseModel):
 
 
 class LegacyClassifyRequest(BaseModel):
-    """The seed's request shape, kept so existing clients keep working."""
+    """The original request shape, kept so existing clients keep working."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": _EXAMPLE}]})
     text: str

@@ -11,45 +11,21 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from contracts.modeldir import version_dirs
+from devstack import HOST, port_free, start_model_server, start_sidecar, wait_http
 
 EXAMPLES = {
     "bbc-news": "The striker scored twice as the home side won the cup final in extra time.",
     "chinese-reviews": "质量很好，物流很快，非常满意",
 }
-HOST = "127.0.0.1"
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def has_version(model_dir: Path) -> bool:
-    return model_dir.is_dir() and any(
-        p.name.isdigit() and (p / "saved_model.pb").is_file() for p in model_dir.iterdir()
-    )
-
-
-def get_json(url: str) -> tuple[int, dict[str, object]]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, {}
-    except (OSError, ValueError):
-        return 0, {}
+READY_TIMEOUT_S = 180
 
 
 def main() -> int:
@@ -76,92 +52,47 @@ def main() -> int:
         )
         return 2
 
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    if not has_version(model_dir):
+    if not version_dirs(model_dir):
         print(f"==> no model under {model_dir}/: training one on {args.dataset} (progress below)", flush=True)
+        train = ["train", "--dataset", args.dataset, "--model-name", name, "--out", str(args.models)]
         rc = subprocess.call(
-            [
-                sys.executable,
-                "-m",
-                "training",
-                "train",
-                "--dataset",
-                args.dataset,
-                "--model-name",
-                name,
-                "--out",
-                str(args.models),
-            ],
-            env=env,
+            [sys.executable, "-m", "training", *train],
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"},
         )
         if rc != 0:
             return rc
     else:
         print(f"==> serving the versions under {model_dir}/ (delete it to retrain)", flush=True)
 
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local_model_server",
-            "--port",
-            str(args.grpc_port),
-            "--rest_api_port",
-            str(args.rest_port),
-            "--model_name",
-            name,
-            "--model_base_path",
-            str(model_dir),
-        ],
-        env=env,
-        start_new_session=True,
-    )
-    sidecar = subprocess.Popen(
-        [sys.executable, "-m", "preprocess_service"],
-        env={
-            **env,
-            "SIDECAR_MODEL_NAME": name,
-            "SIDECAR_MODEL_BASE_PATH": str(args.models),
-            "SIDECAR_TRANSPORT": args.transport,
-            "SIDECAR_HOST": HOST,
-            "SIDECAR_PORT": str(args.port),
-            "SIDECAR_TFSERVING_REST_URL": f"http://{HOST}:{args.rest_port}",
-            "SIDECAR_TFSERVING_GRPC_TARGET": f"{HOST}:{args.grpc_port}",
-            "SIDECAR_LOG_LEVEL": os.environ.get("SIDECAR_LOG_LEVEL", "warning"),
-        },
-        start_new_session=True,
-    )
+    # Their own sessions: Ctrl-C reaches this script only, which stops them in order.
+    server = start_model_server(
+        model_dir, name, None, poll_s=None, grpc_port=args.grpc_port, rest_port=args.rest_port,
+        new_session=True,
+    )  # fmt: skip
+    sidecar = start_sidecar(
+        args.models, name, server, None, transport=args.transport, port=args.port, new_session=True,
+        version_poll_s=os.environ.get("SIDECAR_VERSION_POLL_S", "2.0"),
+        log_level=os.environ.get("SIDECAR_LOG_LEVEL", "warning"),
+    )  # fmt: skip
     procs = [sidecar, server]
 
     def stop(*_: object) -> None:
         for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            if proc.alive():
+                proc.popen.send_signal(signal.SIGTERM)
         for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.stop()
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    base = f"http://{HOST}:{args.port}"
+    base = sidecar.url()
     try:
         print("==> starting the local model server and the sidecar", flush=True)
-        deadline = time.monotonic() + 180
-        while True:
-            status, body = get_json(base + "/readyz")
-            if status == 200:
-                break
-            for proc in procs:
-                if proc.poll() is not None:
-                    print(f"error: {proc.args[2]} exited with {proc.returncode}", file=sys.stderr)
-                    stop()
-                    return 1
-            if time.monotonic() > deadline:
-                print(f"error: not ready after 180 s: {body}", file=sys.stderr)
-                stop()
-                return 1
-            time.sleep(0.3)
+        try:
+            body = wait_http(sidecar, "/readyz", timeout=READY_TIMEOUT_S, every=0.3, watch=[server]).json()
+        except AssertionError as exc:
+            print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+            stop()
+            return 1
         sample = EXAMPLES.get(args.dataset, "Write any sentence here.")
         payload = json.dumps({"text": sample, "return_probabilities": True}, ensure_ascii=False)
         curl = f"curl -s {base}/v1/classify -H 'content-type: application/json' -d {shlex.quote(payload)}"
@@ -179,7 +110,7 @@ def main() -> int:
             "Ctrl-C stops both.",
             flush=True,
         )
-        while all(proc.poll() is None for proc in procs):
+        while all(proc.alive() for proc in procs):
             time.sleep(0.5)
         print("error: a process exited; stopping", file=sys.stderr)
         stop()

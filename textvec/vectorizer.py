@@ -1,4 +1,4 @@
-"""The one TF-IDF transform shared by training and the sidecar (contract 3).
+"""The one TF-IDF transform shared by training and the sidecar (one vectorizer, two users).
 
 Training fits scikit-learn's ``TfidfVectorizer`` and freezes it into :class:`Vectorizer`; the sidecar
 only ever calls :meth:`Vectorizer.transform`. The analyzers below reproduce scikit-learn's ``word`` and
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 import orjson
+
+from contracts.signature import pad
 
 FORMAT = "textvec-tfidf/1"
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
@@ -199,15 +201,3 @@ class Vectorizer:
             return cls.from_json(Path(path).read_bytes())
         except VectorizerError as exc:
             raise VectorizerError(f"{path}: {exc}") from exc
-
-
-def pad(rows: Iterable[tuple[list[int], list[float]]]) -> tuple[np.ndarray, np.ndarray]:
-    """Stack sparse rows into the padded ``[batch, k]`` int64/float32 pair of the signature."""
-    rows = list(rows)
-    k = max([1, *(len(ids) for ids, _ in rows)])
-    ids_out = np.zeros((len(rows), k), dtype=np.int64)
-    weights_out = np.zeros((len(rows), k), dtype=np.float32)
-    for r, (ids, weights) in enumerate(rows):
-        ids_out[r, : len(ids)] = ids
-        weights_out[r, : len(weights)] = weights
-    return ids_out, weights_out

@@ -1,27 +1,24 @@
-"""Write a model version directory exactly per contract 1 and 2, atomically.
+"""Write a model version directory (its layout and the serving signature, per ``contracts``), atomically.
 
 TF Serving (and our local stand-in) poll ``<base>/<name>/`` and load any all-digit directory they see;
-the version is therefore assembled in a hidden sibling directory and renamed into place in one step,
-so a poller never sees half of it."""
+the version is therefore assembled in a hidden sibling directory and published (renamed into place in
+one step), so a poller never sees half of it."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import orjson
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from textvec import Vectorizer, modeldir, next_version
-
-SIGNATURE = "serving_default"
+from contracts import modeldir
+from contracts.signature import CLASS_IDS, LABELS, PROBABILITIES, SIGNATURE, TOKEN_IDS, TOKEN_WEIGHTS
+from textvec import Vectorizer
 
 
 class ExportError(RuntimeError):
@@ -40,8 +37,8 @@ class _Serving(tf.Module):
 
     @tf.function(
         input_signature=[
-            tf.TensorSpec([None, None], tf.int64, name="token_ids"),
-            tf.TensorSpec([None, None], tf.float32, name="token_weights"),
+            tf.TensorSpec([None, None], tf.int64, name=TOKEN_IDS),
+            tf.TensorSpec([None, None], tf.float32, name=TOKEN_WEIGHTS),
         ]
     )
     def serve(self, token_ids: tf.Tensor, token_weights: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -49,9 +46,9 @@ class _Serving(tf.Module):
         probs = output(hidden((token_ids, token_weights)))
         class_ids = tf.argmax(probs, axis=-1, output_type=tf.int64)
         return {
-            "probabilities": tf.identity(probs, name="probabilities"),
-            "class_ids": class_ids,
-            "labels": tf.gather(self.label_table, class_ids),
+            PROBABILITIES: tf.identity(probs, name=PROBABILITIES),
+            CLASS_IDS: class_ids,
+            LABELS: tf.gather(self.label_table, class_ids),
         }
 
 
@@ -64,8 +61,8 @@ def warmup_records(model_name: str, vec: Vectorizer, sample_texts: Sequence[str]
         request = predict_pb2.PredictRequest(
             model_spec=model_pb2.ModelSpec(name=model_name, signature_name=SIGNATURE)
         )
-        request.inputs["token_ids"].CopyFrom(tf.make_tensor_proto(ids, dtype=tf.int64))
-        request.inputs["token_weights"].CopyFrom(tf.make_tensor_proto(weights, dtype=tf.float32))
+        request.inputs[TOKEN_IDS].CopyFrom(tf.make_tensor_proto(ids, dtype=tf.int64))
+        request.inputs[TOKEN_WEIGHTS].CopyFrom(tf.make_tensor_proto(weights, dtype=tf.float32))
         log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
         records.append(log.SerializeToString())
     return records
@@ -86,18 +83,18 @@ def export_version(
     """Assemble the version in a hidden temporary directory, then rename it to ``<out>/<name>/<v>``."""
     base = Path(out) / model_name
     base.mkdir(parents=True, exist_ok=True)
-    version = version if version is not None else next_version(base)
+    version = version if version is not None else modeldir.next_version(base)
     if version < 1:
         raise ExportError(f"version must be a positive integer, got {version}")
     final = base / str(version)
     if final.exists():
         raise ExportError(f"{final} already exists; versions are immutable, pick another --version")
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base))
+    tmp = modeldir.staging_dir(base, version)
     try:
         module = _Serving(model, labels)
         tf.saved_model.save(module, str(tmp), signatures={SIGNATURE: module.serve})
-        (tmp / "assets").mkdir(exist_ok=True)
-        (tmp / "assets.extra").mkdir(exist_ok=True)
+        (tmp / modeldir.ASSETS).mkdir(exist_ok=True)
+        (tmp / modeldir.ASSETS_EXTRA).mkdir(exist_ok=True)
         vectorizer.save(tmp / modeldir.VECTORIZER)
         (tmp / modeldir.LABELS).write_bytes(
             orjson.dumps({"labels": list(labels)}, option=orjson.OPT_INDENT_2)
@@ -112,21 +109,9 @@ def export_version(
             for record in warmup_records(model_name, vectorizer, sample_texts):
                 writer.write(record)
         for f in extra_files:
-            shutil.copy2(f, tmp / "assets.extra" / f.name)
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; the serving containers run as other users
-        os.rename(tmp, final)
+            shutil.copy2(f, tmp / modeldir.ASSETS_EXTRA / f.name)
+        modeldir.publish(tmp, base, version)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-def load_signature(version_dir: str | Path) -> Any:
-    """The exported ``serving_default`` function, loaded with TensorFlow's own SavedModel loader."""
-    return tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
-
-
-def predict_exported(version_dir: str | Path, ids: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
-    fn = load_signature(version_dir)
-    out = fn(token_ids=tf.constant(ids, tf.int64), token_weights=tf.constant(weights, tf.float32))
-    return {k: v.numpy() for k, v in out.items()}

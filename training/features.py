@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from textvec import Vectorizer, detect_analyzer
@@ -64,18 +63,3 @@ def fit(cfg: FeatureConfig, train_texts: Sequence[str]) -> tuple[Vectorizer, Tfi
     sk = make_sklearn(cfg, train_texts)
     sk.fit(train_texts)
     return freeze(sk), sk
-
-
-def csr_to_padded(x: sparse.csr_array | sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's sparse rows in the signature's padded (ids, weights) form."""
-    x = sparse.csr_matrix(x)
-    x.sort_indices()
-    nnz = np.diff(x.indptr)
-    k = max(1, int(nnz.max(initial=0)))
-    ids = np.zeros((x.shape[0], k), dtype=np.int64)
-    weights = np.zeros((x.shape[0], k), dtype=np.float32)
-    for r in range(x.shape[0]):
-        s, e = x.indptr[r], x.indptr[r + 1]
-        ids[r, : e - s] = x.indices[s:e]
-        weights[r, : e - s] = x.data[s:e]
-    return ids, weights

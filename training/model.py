@@ -1,4 +1,4 @@
-"""The seed's network (Dense 128 relu -> softmax, Adam, sparse categorical cross-entropy), fed sparse.
+"""The reference network (Dense 128 relu -> softmax, Adam, sparse categorical cross-entropy), fed sparse.
 
 ``Dense(x)`` on a TF-IDF vector x equals ``relu(sum_k w_k * kernel[id_k] + bias)``: a weighted gather of
 kernel rows. :class:`SparseDense` computes exactly that from the signature's ``token_ids`` and
@@ -15,6 +15,8 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+
+from contracts.signature import TOKEN_IDS, TOKEN_WEIGHTS, Row
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,11 @@ def make_deterministic(seed: int) -> None:
 
 
 def build_model(n_features: int, n_classes: int, cfg: TrainConfig) -> keras.Model:
-    ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
-    weights = keras.Input(shape=(None,), dtype="float32", name="token_weights")
+    ids = keras.Input(shape=(None,), dtype="int64", name=TOKEN_IDS)
+    weights = keras.Input(shape=(None,), dtype="float32", name=TOKEN_WEIGHTS)
     hidden = SparseDense(n_features, cfg.hidden, name="dense_hidden")((ids, weights))
     probs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities")(hidden)
-    model = keras.Model(inputs={"token_ids": ids, "token_weights": weights}, outputs=probs)
+    model = keras.Model(inputs={TOKEN_IDS: ids, TOKEN_WEIGHTS: weights}, outputs=probs)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -91,7 +93,7 @@ class _EpochLog(keras.callbacks.Callback):
         self.emit(f"  epoch {epoch + 1:>2}/{self.epochs}  " + "  ".join(parts))
 
 
-Rows = list[tuple[list[int], list[float]]]
+Rows = list[Row]
 
 
 def batches(
@@ -101,7 +103,7 @@ def batches(
     corpus would otherwise make every batch of 50-term reviews 60x wider."""
     ids = tf.ragged.constant([r[0] for r in rows], dtype=tf.int64, ragged_rank=1)
     weights = tf.ragged.constant([r[1] for r in rows], dtype=tf.float32, ragged_rank=1)
-    features = {"token_ids": ids, "token_weights": weights}
+    features = {TOKEN_IDS: ids, TOKEN_WEIGHTS: weights}
     ds = tf.data.Dataset.from_tensor_slices((features, labels) if labels is not None else features)
     if shuffle_seed is not None:
         ds = ds.shuffle(len(rows), seed=shuffle_seed, reshuffle_each_iteration=True)

@@ -1,4 +1,4 @@
-"""Classification: ``POST /v1/classify`` and the seed's ``POST /classify``."""
+"""Classification: ``POST /v1/classify`` and the original ``POST /classify``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from preprocess_service.schemas import (
     LegacyClassifyRequest,
     LegacyClassifyResponse,
     ModelRef,
-    Prediction,
 )
 
 router = APIRouter(tags=["classify"], dependencies=[Depends(require_api_key)], responses=ERRORS)
@@ -57,12 +56,12 @@ async def classify(
     preds = await pipeline.classify(model, texts, body.return_probabilities, batcher, metrics)
     return ClassifyResponse(
         model=ModelRef(name=model.name, version=model.version),
-        predictions=[Prediction(label=p.label, score=p.score, probabilities=p.probabilities) for p in preds],
+        predictions=preds,
     )
 
 
 @router.post(
-    "/classify", response_model=LegacyClassifyResponse, summary="The seed's endpoint (compatibility)"
+    "/classify", response_model=LegacyClassifyResponse, summary="The original endpoint (compatibility)"
 )
 async def classify_legacy(
     body: LegacyClassifyRequest,

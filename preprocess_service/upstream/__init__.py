@@ -1,4 +1,4 @@
-"""Clients for TF Serving. Both pin every call to an explicit model version (contract 4)."""
+"""Clients for TF Serving. Both pin every call to an explicit model version (version pinning)."""
 
 from __future__ import annotations
 

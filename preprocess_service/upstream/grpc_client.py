@@ -16,9 +16,10 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from contracts import version_state
+from contracts.signature import PROBABILITIES, SIGNATURE, TOKEN_IDS, TOKEN_WEIGHTS
+from preprocess_service import logs
 from preprocess_service.errors import NotReady, UpstreamError, UpstreamTimeout
-
-_STATE_NAMES = {0: "UNKNOWN", 10: "START", 20: "LOADING", 30: "AVAILABLE", 40: "UNLOADING", 50: "END"}
 
 
 def _tensor(array: np.ndarray, dtype: int) -> tensor_pb2.TensorProto:
@@ -59,16 +60,18 @@ class GrpcUpstream:
 
     async def predict(self, version: int, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
         req = predict_pb2.PredictRequest(
-            model_spec=model_pb2.ModelSpec(name=self.model_name, signature_name="serving_default"),
+            model_spec=model_pb2.ModelSpec(name=self.model_name, signature_name=SIGNATURE),
             output_filter=["probabilities"],
         )
         req.model_spec.version.value = version
-        req.inputs["token_ids"].CopyFrom(_tensor(np.ascontiguousarray(ids, np.int64), types_pb2.DT_INT64))
-        req.inputs["token_weights"].CopyFrom(
+        req.inputs[TOKEN_IDS].CopyFrom(_tensor(np.ascontiguousarray(ids, np.int64), types_pb2.DT_INT64))
+        req.inputs[TOKEN_WEIGHTS].CopyFrom(
             _tensor(np.ascontiguousarray(weights, np.float32), types_pb2.DT_FLOAT)
         )
         try:
-            resp = await self._predict.Predict(req, timeout=self.timeout_s)
+            rid = logs.request_id.get()
+            metadata = ((logs.REQUEST_ID_HEADER, rid),) if rid else None
+            resp = await self._predict.Predict(req, timeout=self.timeout_s, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -80,7 +83,7 @@ class GrpcUpstream:
             ):
                 raise NotReady(f"TF Serving cannot serve version {version} now: {exc.details()}") from exc
             raise UpstreamError(f"TF Serving refused the request ({code.name}): {exc.details()}") from exc
-        return _to_numpy(resp.outputs["probabilities"])
+        return _to_numpy(resp.outputs[PROBABILITIES])
 
     async def version_state(self, version: int) -> str:
         req = get_model_status_pb2.GetModelStatusRequest(model_spec=model_pb2.ModelSpec(name=self.model_name))
@@ -88,11 +91,12 @@ class GrpcUpstream:
         try:
             resp = await self._models.GetModelStatus(req, timeout=min(self.timeout_s, 2.0))
         except grpc.aio.AioRpcError as exc:
-            return "UNREACHABLE" if exc.code() == grpc.StatusCode.UNAVAILABLE else "UNKNOWN"
+            unreachable = exc.code() == grpc.StatusCode.UNAVAILABLE
+            return version_state.UNREACHABLE if unreachable else version_state.UNKNOWN
         for st in resp.model_version_status:
             if st.version == version:
-                return _STATE_NAMES.get(st.state, "UNKNOWN")
-        return "UNKNOWN"
+                return version_state.name_of(st.state)
+        return version_state.UNKNOWN
 
     async def aclose(self) -> None:
         await self._channel.close()

@@ -12,6 +12,9 @@ import httpx
 import numpy as np
 import orjson
 
+from contracts import version_state
+from contracts.signature import PROBABILITIES, SIGNATURE, TOKEN_IDS, TOKEN_WEIGHTS
+from preprocess_service import logs
 from preprocess_service.errors import NotReady, UpstreamError, UpstreamTimeout
 
 
@@ -29,15 +32,13 @@ class RestUpstream:
 
     async def predict(self, version: int, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
         body = orjson.dumps(
-            {"signature_name": "serving_default", "inputs": {"token_ids": ids, "token_weights": weights}},
+            {"signature_name": SIGNATURE, "inputs": {TOKEN_IDS: ids, TOKEN_WEIGHTS: weights}},
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
         try:
             async with asyncio.timeout(self.timeout_s):
                 resp = await self._client.post(
-                    f"{self._url}/versions/{version}:predict",
-                    content=body,
-                    headers={"content-type": "application/json"},
+                    f"{self._url}/versions/{version}:predict", content=body, headers=_headers()
                 )
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise UpstreamTimeout(f"TF Serving did not answer within {self.timeout_s}s") from exc
@@ -45,7 +46,7 @@ class RestUpstream:
             raise NotReady(f"TF Serving is unreachable: {type(exc).__name__}") from exc
         if resp.status_code == 200:
             outputs = orjson.loads(resp.content)["outputs"]
-            probs = outputs["probabilities"] if isinstance(outputs, dict) else outputs
+            probs = outputs[PROBABILITIES] if isinstance(outputs, dict) else outputs
             return np.asarray(probs, dtype=np.float32)
         message = _error_message(resp)
         if resp.status_code in (404, 503):
@@ -58,17 +59,19 @@ class RestUpstream:
             async with asyncio.timeout(deadline):
                 resp = await self._client.get(f"{self._url}/versions/{version}", timeout=deadline)
         except (httpx.HTTPError, TimeoutError):
-            return "UNREACHABLE"
+            return version_state.UNREACHABLE
         if resp.status_code != 200:
-            return "UNKNOWN"
-        statuses = orjson.loads(resp.content).get("model_version_status", [])
-        for st in statuses:
-            if str(st.get("version")) == str(version):
-                return str(st.get("state", "UNKNOWN"))
-        return "UNKNOWN"
+            return version_state.UNKNOWN
+        return version_state.states(orjson.loads(resp.content)).get(version, version_state.UNKNOWN)
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _headers() -> dict[str, str]:
+    rid = logs.request_id.get()
+    headers = {"content-type": "application/json"}
+    return headers | {logs.REQUEST_ID_HEADER: rid} if rid else headers
 
 
 def _error_message(resp: httpx.Response) -> str:

@@ -1,5 +1,5 @@
-"""The benchmark's measuring parts on their own: /proc and ss readers, the load generator against a
-tiny server, the dense export's equality with the sparse model, and the target arithmetic."""
+"""The benchmark's measuring parts on their own: /proc and socket-diagnostics readers, the load generator
+against a tiny server, the dense export's equality with the sparse model, and the target arithmetic."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench import loadgen, procstat
+from bench import procstat
 from bench.runner import evaluate
+from devstack import loadgen
 
 
 def test_procstat_reads_own_cpu_and_memory() -> None:
@@ -142,3 +143,27 @@ def test_fast_token_pattern_finds_the_same_tokens_as_sklearns(text: str) -> None
     fast = re.compile(_FAST_PATTERNS[DEFAULT_TOKEN_PATTERN])
     assert fast.findall(text) == re.findall(DEFAULT_TOKEN_PATTERN, text)
     assert fast.findall(text.lower()) == re.findall(DEFAULT_TOKEN_PATTERN, text.lower())
+
+
+def test_loadgen_counts_timeouts_and_refusals() -> None:
+    """The reliability suite's outcomes: a server that never answers is a client timeout at the deadline,
+    a closed port is a refused connection; each request is recorded once, with what was sent."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    try:
+        reqs = [loadgen.http_request("/x", b'{"text":"a"}'), loadgen.http_request("/x", b'{"text":"b"}')]
+        with loadgen.Load(
+            silent.getsockname()[1], reqs, concurrency=2, duration_s=3, max_requests=2, timeout_s=0.4
+        ) as hung:
+            pass
+    finally:
+        silent.close()
+    assert [r.status for r in hung.results] == [loadgen.TIMEOUT, loadgen.TIMEOUT]
+    assert sorted(r.tag for r in hung.results) == [0, 1]
+    assert all(0.35 < r.latency < 2 for r in hung.results)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with loadgen.Load(port, reqs, concurrency=1, duration_s=2, max_requests=3) as refused:
+        pass
+    assert loadgen.summarize(refused.results)["by_status"] == {"connection refused": 3}

@@ -108,10 +108,11 @@ def sample(version_source: Path) -> dict[str, Any]:
     """Two texts vectorized with the version's own vectorizer, and the exported model's own answer."""
     import numpy as np
 
+    from contracts import modeldir
+    from tests.reference import predict_exported
     from textvec import Vectorizer, load_labels
-    from training.export import predict_exported
 
-    vec = Vectorizer.load(version_source / "assets" / "vectorizer.json")
+    vec = Vectorizer.load(version_source / modeldir.VECTORIZER)
     texts = [
         "The striker scored twice as the club won the league match.",
         "Shares fell after the bank reported lower profits and the market slid.",

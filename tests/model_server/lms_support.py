@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,61 +10,35 @@ from typing import Any
 
 import httpx
 
+from contracts import version_state
+from contracts.modeldir import publish_copy
+from devstack import Proc, free_port, start_model_server, wait_available
+
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 90.0
 
 
 def publish_version(src: Path, base: Path, version: int) -> Path:
-    """Copy a version directory into ``base`` atomically (copy to a hidden name, then rename)."""
-    tmp = base / f".tmp-{version}-{uuid.uuid4().hex[:6]}"
-    shutil.copytree(src, tmp)
-    final = base / str(version)
-    os.rename(tmp, final)
-    return final
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """Copy a version directory into ``base`` atomically (the model directory contract)."""
+    return publish_copy(src, base, version)
 
 
 class LocalServer:
-    """``python -m local_model_server`` as a child process, stopped with SIGTERM."""
+    """``python -m local_model_server`` as a child process (devstack's), stopped with SIGTERM."""
 
     def __init__(self, base: Path, log_path: Path, model_name: str = "news", *extra: str) -> None:
         self.base = base
         self.model_name = model_name
-        self.grpc_port, self.rest_port = free_port(), free_port()
         self.log_path = log_path
-        self._log = log_path.open("wb")
-        env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "local_model_server",
-                "--port",
-                str(self.grpc_port),
-                "--rest_api_port",
-                str(self.rest_port),
-                "--model_name",
-                model_name,
-                "--model_base_path",
-                str(base),
-                "--file_system_poll_wait_seconds",
-                "0.5",
-                *extra,
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        self._proc: Proc = start_model_server(
+            base, model_name, None, *extra, log_file=log_path, log_mode="wb"
         )
+        self.proc = self._proc.popen
+        self.grpc_port, self.rest_port = self._proc.ports["grpc"], self._proc.ports["http"]
 
     @property
     def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
+        return self._proc.url()
 
     @property
     def grpc_target(self) -> str:
@@ -81,30 +48,10 @@ class LocalServer:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            try:
-                r = httpx.get(f"{self.rest_url}/v1/models/{self.model_name}", timeout=2)
-                if r.status_code == 200 and any(
-                    v["state"] == "AVAILABLE" for v in r.json()["model_version_status"]
-                ):
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"server not ready after {timeout}s:\n{self.log()[-4000:]}")
+        wait_available(self._proc, self.model_name, timeout=timeout, every=0.2)
 
     def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+        self._proc.stop(timeout=timeout)
         return int(self.proc.returncode)
 
 
@@ -122,7 +69,7 @@ class Target:
     def status(self) -> dict[int, dict[str, Any]]:
         r = httpx.get(f"{self.rest_url}/v1/models/{self.model_name}", timeout=5)
         r.raise_for_status()
-        return {int(v["version"]): v for v in r.json()["model_version_status"]}
+        return version_state.parse_status(r.json())
 
     def wait_for(
         self,
@@ -144,3 +91,6 @@ class Target:
                 return last
             time.sleep(0.1)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; last status: {last}")
+
+
+__all__ = ["REPO", "LocalServer", "Target", "free_port", "publish_version"]

@@ -1,4 +1,4 @@
-"""Fixtures of the reliability suite (issue 8): two genuinely different model versions, real model server
+"""Fixtures of the reliability suite: two genuinely different model versions, real model server
 and sidecar processes on 127.0.0.1, and the figures each test records into ``out/reliability.json``
 (rendered into docs/reliability.md by ``render_report.py``; ``make reliability`` does both)."""
 
@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 from rel_support import MODEL, PROBES, Proc, Stack
+
+from contracts import modeldir
 
 REPO = Path(__file__).resolve().parents[2]
 OUT_JSON = Path(os.environ.get("RELIABILITY_JSON", REPO / "out" / "reliability.json"))
@@ -110,10 +112,10 @@ def v2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def version_info(path: Path) -> dict[str, Any]:
+    from tests.reference import predict_exported
     from textvec import Vectorizer, load_labels
-    from training.export import predict_exported
 
-    vec = Vectorizer.load(path / "assets" / "vectorizer.json")
+    vec = Vectorizer.load(path / modeldir.VECTORIZER)
     ids, weights = vec.transform(PROBES)
     probs = predict_exported(path, ids, weights)["probabilities"]
     return {"labels": load_labels(path), "fingerprint": vec.fingerprint, "probs": np.asarray(probs)}

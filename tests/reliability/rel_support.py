@@ -1,6 +1,6 @@
-"""Helpers of the reliability suite: a bounded load generator speaking raw HTTP/1.1 over asyncio, a TCP
-proxy that can delay or drip bytes (a slow model server), process probes from /proc, and the figures
-every test reports into out/reliability.json."""
+"""Helpers of the reliability suite: the texts it sends, a TCP proxy that can delay or drip bytes (a slow
+model server), and process probes from /proc. The processes and the load generator are devstack's,
+handed on here under the names the tests use."""
 
 from __future__ import annotations
 
@@ -8,25 +8,16 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import signal
 import socket
-import statistics
 import threading
 import time
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import httpx
+from devstack import HOST, Proc, Stack, free_port, server_states, wait_available
+from devstack.loadgen import REFUSED, RESET, TIMEOUT, Load, Result, http_request, read_response, summarize
 
-from tests.stack import Proc, free_port, start_model_server, start_sidecar, wait_until
-
-HOST = "127.0.0.1"
 MODEL = "news"
-SERVER_START_S = 120.0
 
 # texts whose answers are checked against each version's own network, offline
 PROBES = [
@@ -35,175 +26,6 @@ PROBES = [
     "The new phone chip runs apps faster and the software update fixes the cloud data bug.",
     "goal match team coach win league season",
 ]
-
-
-# outcome codes besides HTTP statuses
-REFUSED, RESET, TIMEOUT = -1, -2, -3
-OUTCOME_NAMES = {REFUSED: "connection refused", RESET: "connection reset/closed", TIMEOUT: "client timeout"}
-
-
-@dataclass
-class Result:
-    t0: float
-    t1: float
-    status: int  # HTTP status, or REFUSED / RESET / TIMEOUT
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    tag: int = 0  # which request body was sent
-
-    @property
-    def latency(self) -> float:
-        return self.t1 - self.t0
-
-
-def http_request(
-    path: str, body: bytes, headers: dict[str, str] | None = None, method: str = "POST"
-) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}", f"Content-Length: {len(body)}"]
-    if body:
-        lines.append("Content-Type: application/json")
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    status = int(status_line.split(" ", 2)[1])
-    headers: dict[str, str] = {}
-    for line in header_lines:
-        if ":" in line:
-            k, v = line.split(":", 1)
-            headers[k.strip().lower()] = v.strip()
-    n = int(headers.get("content-length", "0"))
-    body = await reader.readexactly(n) if n else b""
-    return status, headers, body
-
-
-class Load:
-    """``concurrency`` keep-alive connections sending ``requests`` round-robin until ``duration_s`` or
-    ``max_requests`` is reached, whichever first. Each request has a client-side ``timeout_s``: a request
-    that takes longer is recorded as TIMEOUT (a hang). Runs on its own event loop in a thread."""
-
-    def __init__(
-        self,
-        port: int,
-        requests: Sequence[bytes],
-        *,
-        concurrency: int,
-        duration_s: float,
-        max_requests: int,
-        timeout_s: float = 15.0,
-        keep_bodies: bool = False,
-        retry_pause_s: float = 0.05,
-    ) -> None:
-        self.port = port
-        self.requests = list(requests)
-        self.concurrency = concurrency
-        self.duration_s = duration_s
-        self.max_requests = max_requests
-        self.timeout_s = timeout_s
-        self.keep_bodies = keep_bodies
-        self.retry_pause_s = retry_pause_s
-        self.results: list[Result] = []
-        self._stop = threading.Event()
-        self._sent = 0
-        self._thread = threading.Thread(target=self._main, name="loadgen", daemon=True)
-
-    # -- control ---------------------------------------------------------------------------------
-    def start(self) -> Load:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> list[Result]:
-        self._thread.join(timeout if timeout is not None else self.duration_s + self.timeout_s + 10)
-        assert not self._thread.is_alive(), "load generator did not stop"
-        return self.results
-
-    def __enter__(self) -> Load:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is not None:
-            self.stop()
-        self.join()  # bounded by duration_s and max_requests
-
-    # -- engine ----------------------------------------------------------------------------------
-    def _main(self) -> None:
-        asyncio.run(self._run())
-
-    async def _run(self) -> None:
-        deadline = time.monotonic() + self.duration_s
-        await asyncio.gather(*(self._worker(i, deadline) for i in range(self.concurrency)))
-
-    def _take(self) -> int | None:
-        if self._stop.is_set() or self._sent >= self.max_requests:
-            return None
-        i = self._sent
-        self._sent += 1
-        return i
-
-    async def _worker(self, wid: int, deadline: float) -> None:
-        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        while time.monotonic() < deadline:
-            i = self._take()
-            if i is None:
-                break
-            tag = i % len(self.requests)
-            t0 = time.monotonic()
-            try:
-                if conn is None:
-                    conn = await asyncio.wait_for(asyncio.open_connection(HOST, self.port), self.timeout_s)
-                reader, writer = conn
-                writer.write(self.requests[tag])
-                await writer.drain()
-                status, headers, body = await asyncio.wait_for(read_response(reader), self.timeout_s)
-                self.results.append(
-                    Result(
-                        t0,
-                        time.monotonic(),
-                        status,
-                        body if self.keep_bodies or status >= 300 else b"",
-                        headers if status != 200 else {},
-                        tag,
-                    )
-                )
-                if headers.get("connection", "").lower() == "close":
-                    writer.close()
-                    conn = None
-                continue
-            except TimeoutError:
-                outcome = TIMEOUT
-            except ConnectionRefusedError:
-                outcome = REFUSED
-            except (ConnectionError, asyncio.IncompleteReadError, OSError):
-                outcome = RESET
-            self.results.append(Result(t0, time.monotonic(), outcome, tag=tag))
-            if conn is not None:
-                conn[1].close()
-                conn = None
-            await asyncio.sleep(self.retry_pause_s)  # bounded: no hot loop while the server is away
-        if conn is not None:
-            conn[1].close()
-
-
-def summarize(results: Sequence[Result]) -> dict[str, Any]:
-    by_status: dict[str, int] = {}
-    for r in results:
-        key = OUTCOME_NAMES.get(r.status, str(r.status))
-        by_status[key] = by_status.get(key, 0) + 1
-    lat = sorted(r.latency for r in results)
-    out: dict[str, Any] = {"requests": len(results), "by_status": by_status}
-    if lat:
-        out["latency_ms"] = {
-            "p50": round(1000 * statistics.median(lat), 1),
-            "p99": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
-            "max": round(1000 * lat[-1], 1),
-        }
-    return out
 
 
 # -- a TCP proxy standing in for a slow model server ---------------------------------------------------
@@ -327,88 +149,23 @@ def poll(cond: Callable[[], bool], timeout: float, every: float = 0.05) -> bool:
     return cond()
 
 
-# -- model versions and processes ---------------------------------------------------------------
-def publish(src: Path, base: Path, version: int) -> Path:
-    """Contract 1: copy to a hidden name, then rename, so no poller sees half a version."""
-    tmp = base / f".tmp-{version}-{uuid.uuid4().hex[:6]}"
-    shutil.copytree(src, tmp)
-    final = base / str(version)
-    os.rename(tmp, final)
-    return final
-
-
-# --- processes ------------------------------------------------------------------------------------
-def server_versions(server: Proc) -> dict[int, str]:
-    try:
-        r = httpx.get(f"{server.url()}/v1/models/{MODEL}", timeout=2)
-    except httpx.HTTPError:
-        return {}
-    if r.status_code != 200:
-        return {}
-    return {int(v["version"]): v["state"] for v in r.json()["model_version_status"]}
-
-
-def wait_available(server: Proc, version: int, timeout: float = SERVER_START_S) -> float:
-    """Block until the model server reports ``version`` AVAILABLE; returns the monotonic time it did."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.popen.poll() is not None:
-            raise AssertionError(f"model server exited {server.popen.returncode}:\n{server.log_tail()}")
-        if server_versions(server).get(version) == "AVAILABLE":
-            return time.monotonic()
-        time.sleep(0.05)
-    raise AssertionError(f"version {version} not AVAILABLE after {timeout}s:\n{server.log_tail()}")
-
-
-class Stack:
-    """A model base directory plus the processes a test starts on it; everything is stopped at teardown."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.base = root / "models"
-        self.model_dir = self.base / MODEL
-        self.model_dir.mkdir(parents=True)
-        self.logs = root / "logs"
-        self.procs: list[Proc] = []
-
-    def publish(self, src: Path, version: int) -> Path:
-        return publish(src, self.model_dir, version)
-
-    def server(
-        self, grpc_port: int | None = None, rest_port: int | None = None, wait_version: int | None = 1
-    ) -> Proc:
-        p = start_model_server(
-            self.base, MODEL, self.logs, poll_s=0.3, grpc_port=grpc_port, rest_port=rest_port
-        )
-        self.procs.append(p)
-        if wait_version is not None:
-            wait_available(p, wait_version)
-        return p
-
-    def sidecar(
-        self, server: Proc | None, transport: str = "rest", ready: bool = True, **settings: str
-    ) -> Proc:
-        settings.setdefault("version_poll_s", "0.3")
-        p = start_sidecar(self.base, MODEL, server, self.logs, transport=transport, **settings)
-        self.procs.append(p)
-        if ready:
-            wait_until(p, "/readyz", 200, timeout=SERVER_START_S)
-        else:
-            wait_until(p, "/healthz", 200, timeout=SERVER_START_S)
-        return p
-
-    def stop(self) -> None:
-        for p in reversed(self.procs):
-            if p.popen.poll() is None:
-                with_kill = p.name.startswith("model_server")
-                p.stop(signal.SIGKILL if with_kill else signal.SIGTERM, timeout=25)
-
-    def logs_text(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.log_tail(60)}" for p in self.procs)
-
-
 def classify_body(i: int = 0, probabilities: bool = True) -> bytes:
     return json.dumps({"text": PROBES[i % len(PROBES)], "return_probabilities": probabilities}).encode()
 
 
-__all__ = ["Proc", "free_port"]
+__all__ = [
+    "HOST",
+    "REFUSED",
+    "RESET",
+    "TIMEOUT",
+    "Load",
+    "Proc",
+    "Result",
+    "Stack",
+    "free_port",
+    "http_request",
+    "read_response",
+    "server_states",
+    "summarize",
+    "wait_available",
+]

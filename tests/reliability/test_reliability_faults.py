@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from rel_support import (
+    MODEL,
     PROBES,
     REFUSED,
     RESET,
@@ -26,10 +27,12 @@ from rel_support import (
     http_request,
     poll,
     proc_stats,
-    server_versions,
+    server_states,
     summarize,
     wait_available,
 )
+
+from contracts import modeldir
 
 CLASSIFY = [http_request("/v1/classify", classify_body(i)) for i in range(len(PROBES))]
 
@@ -59,7 +62,7 @@ def test_fault_server_absent_at_start_503_then_ready_by_itself(
     figures["faults"] += 1
     figures["requests"] += 30
     server = stack.server(grpc_port=grpc_port, rest_port=rest_port, wait_version=None)
-    t_back = wait_available(server, 1)
+    t_back = wait_available(server, MODEL, 1)
     assert poll(lambda: httpx.get(f"{sidecar.url()}/readyz", timeout=5).status_code == 200, 10)
     ready_after = time.monotonic() - t_back
     r = _post(port)
@@ -89,7 +92,7 @@ def test_fault_server_killed_under_load_only_503_recovers_within_5s(
         figures["faults"] += 1
         time.sleep(2)  # clients hammer a sidecar whose model server is gone
         server2 = stack.server(grpc_port=grpc_port, rest_port=rest_port, wait_version=None)
-        t_back = wait_available(server2, 1)
+        t_back = wait_available(server2, MODEL, 1)
         ok_after = poll(lambda: any(r.status == 200 and r.t0 > t_back for r in load.results), 10, 0.02)
         time.sleep(3)  # and it stays recovered
     finally:
@@ -222,7 +225,7 @@ def test_rollout_new_version_under_load_no_failure_no_mixed_versions(
     assert not stale, "version 1 still answered after the switch"
     info = httpx.get(f"{sidecar.url()}/v1/model", timeout=5).json()
     assert info["version"] == 2 and info["vectorizer_fingerprint"] == versions[2]["fingerprint"]
-    assert server_versions(server).get(1) == "AVAILABLE", "TF Serving keeps the previous version loaded"
+    assert server_states(server, MODEL).get(1) == "AVAILABLE", "TF Serving keeps the previous version loaded"
 
 
 def test_fault_corrupt_half_written_deleted_versions_skipped(
@@ -239,7 +242,7 @@ def test_fault_corrupt_half_written_deleted_versions_skipped(
     try:
         time.sleep(1)
         # 2: a valid SavedModel whose vectorizer.json was edited (its fingerprint no longer matches)
-        vpath = stack.publish(v1_dir, 2) / "assets" / "vectorizer.json"
+        vpath = stack.publish(v1_dir, 2) / modeldir.VECTORIZER
         vpath.write_bytes(vpath.read_bytes().replace(b'"idf":[', b'"idf":[9.5,', 1))
         # 3: half-written in place (no rename): a truncated saved_model.pb and nothing else
         (base / "3").mkdir()
@@ -250,7 +253,7 @@ def test_fault_corrupt_half_written_deleted_versions_skipped(
         five = stack.publish(v1_dir, 5)
         data = next((five / "variables").glob("variables.data-*"))
         data.write_bytes(data.read_bytes()[:1000])
-        (five / "assets" / "labels.json").write_bytes(b"\x00\xff not json")
+        (five / modeldir.LABELS).write_bytes(b"\x00\xff not json")
         figures["faults"] += 4
         time.sleep(4)  # many polls of both the model server and the sidecar
         t_clean = time.monotonic()
@@ -300,7 +303,7 @@ def test_fault_corrupt_half_written_deleted_versions_skipped(
     server_log = server.log_path.read_text()
     for v in (3, 4, 5):
         assert f"{{name: news version: {v}}} failed" in server_log, v
-    assert server_versions(server).get(1) == "AVAILABLE"
+    assert server_states(server, MODEL).get(1) == "AVAILABLE"
 
 
 def _attempt(port: int) -> str:

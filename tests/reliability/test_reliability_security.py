@@ -18,6 +18,8 @@ import httpx
 import pytest
 from rel_support import MODEL, PROBES, Proc, Stack
 
+from contracts import modeldir
+
 REPO = Path(__file__).resolve().parents[2]
 KEYS = ("key-one-" + "a" * 24, "key-two-" + "b" * 24)
 
@@ -211,7 +213,7 @@ def _repo_python() -> list[Path]:
 
 def test_security_no_pickle_in_model_artifacts(v1_dir: Path, v2_dir: Path, figures: dict[str, Any]) -> None:
     for d in (v1_dir, v2_dir):
-        assert (d / "saved_model.pb").is_file() and (d / "assets" / "vectorizer.json").is_file()
+        assert (d / modeldir.SAVED_MODEL).is_file() and (d / modeldir.VECTORIZER).is_file()
         assert scan_artifacts(d) == [], scan_artifacts(d)
         # every JSON asset is plain JSON
         for f in d.rglob("*.json"):
@@ -229,8 +231,8 @@ def test_security_no_pickle_in_code_paths(figures: dict[str, Any]) -> None:
 
 def test_security_pickle_scanners_catch_what_they_look_for(tmp_path: Path) -> None:
     """The scanners are not no-ops."""
-    (tmp_path / "assets").mkdir()
-    (tmp_path / "assets" / "vectorizer.json").write_bytes(pickle.dumps({"idf": [1.0]}, protocol=4))
+    (tmp_path / modeldir.ASSETS).mkdir()
+    (tmp_path / modeldir.VECTORIZER).write_bytes(pickle.dumps({"idf": [1.0]}, protocol=4))
     with zipfile.ZipFile(tmp_path / "weights.bin", "w") as zf:
         zf.writestr("data", pickle.dumps([1, 2], protocol=2))
     (tmp_path / "model.joblib").write_bytes(b"{}")

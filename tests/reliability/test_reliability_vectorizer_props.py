@@ -1,6 +1,7 @@
-"""Property tests of the shared vectorizer (contract 3): for any Unicode string — lone surrogates, control
-characters, combining marks, scripts without spaces included — the weights are finite, L2-normalised, and
-equal to scikit-learn's TfidfVectorizer fitted on the same corpus, for both analyzers."""
+"""Property tests of the shared vectorizer (one vectorizer, two users): for any Unicode string — lone
+surrogates, control characters, combining marks, scripts without spaces included — the weights are
+finite, L2-normalised, and equal to scikit-learn's TfidfVectorizer fitted on the same corpus, for both
+analyzers."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
-from training.features import FeatureConfig, csr_to_padded, fit
+from tests.reference import csr_to_padded
+from training.features import FeatureConfig, fit
 
 CORPUS = [
     "The striker scored twice as the home side won the cup final.",

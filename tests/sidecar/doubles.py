@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contracts import version_state
+from contracts.signature import PROBABILITIES, SIGNATURE, TOKEN_IDS, TOKEN_WEIGHTS
 from preprocess_service.errors import NotReady, UpstreamTimeout
 
 
@@ -17,7 +19,7 @@ class SavedModelUpstream:
     def __init__(self, model_dir: Path) -> None:
         self.model_dir = model_dir
         self.states: dict[int, str] = {}
-        self.default_state = "AVAILABLE"
+        self.default_state = version_state.AVAILABLE
         self.fail: Exception | None = None
         self.delay_s = 0.0
         self.calls: list[tuple[int, tuple[int, ...]]] = []
@@ -27,9 +29,7 @@ class SavedModelUpstream:
         if version not in self._fns:
             import tensorflow as tf
 
-            self._fns[version] = tf.saved_model.load(str(self.model_dir / str(version))).signatures[
-                "serving_default"
-            ]
+            self._fns[version] = tf.saved_model.load(str(self.model_dir / str(version))).signatures[SIGNATURE]
         return self._fns[version]
 
     async def predict(self, version: int, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -41,12 +41,12 @@ class SavedModelUpstream:
         if self.fail is not None:
             raise self.fail
         fn = self._fn(version)
-        out = fn(token_ids=tf.constant(ids), token_weights=tf.constant(weights))  # type: ignore[operator]
-        return np.asarray(out["probabilities"])
+        out = fn(**{TOKEN_IDS: tf.constant(ids), TOKEN_WEIGHTS: tf.constant(weights)})  # type: ignore[operator]
+        return np.asarray(out[PROBABILITIES])
 
     async def version_state(self, version: int) -> str:
         if isinstance(self.fail, NotReady | UpstreamTimeout):
-            return "UNREACHABLE"
+            return version_state.UNREACHABLE
         return self.states.get(version, self.default_state)
 
     async def aclose(self) -> None:

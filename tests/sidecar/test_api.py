@@ -1,4 +1,4 @@
-"""The sidecar's HTTP API with FastAPI's TestClient: contract 5, limits and the error mapping."""
+"""The sidecar's HTTP API with FastAPI's TestClient: the sidecar API contract, limits, error mapping."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import shutil
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.stack import Proc, free_port, start_model_server, start_sidecar, wait_until
+from devstack import Proc, free_port, start_model_server, start_sidecar, wait_http
 
 SPORT = "The striker scored twice and the team won the cup final after extra time at the stadium."
 NEWS_LABELS = {"business", "entertainment", "politics", "sports", "tech"}
@@ -26,25 +27,35 @@ def stack(
     base = tmp_path_factory.mktemp("e2e_models")
     shutil.copytree(exported_models / "news" / "1", base / "news" / "1")
     logs = tmp_path_factory.mktemp("e2e_logs")
-    server = start_model_server(base, "news", logs)
+    server = start_model_server(base / "news", "news", logs, "--log_level", "debug")
     sidecar = start_sidecar(base, "news", server, logs, upstream_timeout_s="1.5")
     try:
-        wait_until(sidecar, "/readyz")
+        wait_http(sidecar, "/readyz")
         yield base, server, sidecar
     finally:
         sidecar.stop()
         server.stop()
 
 
+@contextlib.contextmanager
+def sidecar_speaking(transport: str, stack: tuple[Path, Proc, Proc], tmp_path: Path) -> Iterator[Proc]:
+    """The module's REST sidecar, or a second sidecar on the same model server speaking gRPC."""
+    base, server, sidecar = stack
+    if transport == "grpc":
+        sidecar = start_sidecar(base, "news", server, tmp_path, transport="grpc")
+    try:
+        wait_http(sidecar, "/readyz")
+        yield sidecar
+    finally:
+        if transport == "grpc":
+            sidecar.stop()
+
+
 @pytest.mark.parametrize("transport", ["rest", "grpc"])
 def test_e2e_classify_through_each_transport(
     stack: tuple[Path, Proc, Proc], tmp_path: Path, transport: str
 ) -> None:
-    base, server, sidecar = stack
-    if transport == "grpc":  # a second sidecar on the same model server, speaking gRPC
-        sidecar = start_sidecar(base, "news", server, tmp_path, transport="grpc")
-    try:
-        wait_until(sidecar, "/readyz")
+    with sidecar_speaking(transport, stack, tmp_path) as sidecar:
         one = httpx.post(sidecar.url() + "/v1/classify", json={"text": SPORT}, timeout=10)
         assert one.status_code == 200, one.text
         assert one.json()["predictions"][0]["label"] == "sports" and one.json()["model"]["version"] == 1
@@ -59,9 +70,21 @@ def test_e2e_classify_through_each_transport(
         assert [p["label"] for p in batch.json()["predictions"]] == ["sports", "business"]
         legacy = httpx.post(sidecar.url() + "/classify", json={"text": SPORT}, timeout=10)
         assert legacy.json()["label"] == "sports"
-    finally:
-        if transport == "grpc":
-            sidecar.stop()
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_e2e_request_id_reaches_the_model_server_log(
+    stack: tuple[Path, Proc, Proc], tmp_path: Path, transport: str
+) -> None:
+    server = stack[1]
+    rid = f"trace-{transport}-{time.monotonic_ns()}"
+    with sidecar_speaking(transport, stack, tmp_path) as sidecar:
+        r = httpx.post(sidecar.url() + "/v1/classify", json={"text": SPORT}, headers={"X-Request-ID": rid})
+        assert r.status_code == 200 and r.headers["x-request-id"] == rid, r.text
+        deadline = time.monotonic() + 10
+        while rid not in server.log_tail(400) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert f"predict news: OK (request id {rid})" in server.log_tail(400), server.log_tail(20)
 
 
 def test_e2e_client_errors_have_their_status(stack: tuple[Path, Proc, Proc]) -> None:
@@ -91,7 +114,7 @@ def test_e2e_paused_model_server_gives_504_then_recovers(stack: tuple[Path, Proc
         assert 1.0 < time.monotonic() - t0 < 5
     finally:
         server.popen.send_signal(signal.SIGCONT)
-    wait_until(sidecar, "/readyz", timeout=15)
+    wait_http(sidecar, "/readyz", timeout=15)
     assert httpx.post(sidecar.url() + "/v1/classify", json={"text": SPORT}).status_code == 200
 
 
@@ -101,14 +124,14 @@ def test_e2e_readiness_follows_model_server(tmp_path: Path, exported_models: Pat
     sidecar = start_sidecar(tmp_path / "m", "news", None, tmp_path, rest_port=rest_port, grpc_port=grpc_port)
     server = None
     try:
-        wait_until(sidecar, "/healthz")
+        wait_http(sidecar, "/healthz")
         assert httpx.get(sidecar.url() + "/readyz").status_code == 503
         r = httpx.post(sidecar.url() + "/v1/classify", json={"text": SPORT})
         assert r.status_code == 503 and r.headers["retry-after"] and r.json()["error"]["code"] == "not_ready"
         server = start_model_server(
-            tmp_path / "m", "news", tmp_path, grpc_port=grpc_port, rest_port=rest_port
+            tmp_path / "m" / "news", "news", tmp_path, grpc_port=grpc_port, rest_port=rest_port
         )
-        wait_until(sidecar, "/readyz", timeout=60)
+        wait_http(sidecar, "/readyz", timeout=60)
         assert httpx.post(sidecar.url() + "/v1/classify", json={"text": SPORT}).status_code == 200
     finally:
         sidecar.stop()

@@ -1,4 +1,5 @@
-"""Training end to end on real text: the export obeys contracts 1 and 2 and predicts like Keras."""
+"""Training end to end on real text: the export obeys the model directory layout and the serving
+signature, and predicts like Keras."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from contracts import modeldir
+from tests.reference import predict_exported
 from textvec import Vectorizer, load_labels, version_dirs
-from training.export import ExportError, export_version, predict_exported
+from training.export import ExportError, export_version
 from training.model import TrainConfig, predict_proba
 from training.pipeline import RunConfig, RunResult, run
 
@@ -44,7 +47,7 @@ def test_export_layout_follows_contract_1(trained: RunResult) -> None:
     assert not [p for p in v.parent.iterdir() if p.name.startswith(".tmp")]
     assert load_labels(v) == ["business", "entertainment", "politics", "sports", "tech"]
     metrics = orjson.loads((v / "assets.extra/metrics.json").read_bytes())
-    assert metrics["vectorizer_fingerprint"] == Vectorizer.load(v / "assets/vectorizer.json").fingerprint
+    assert metrics["vectorizer_fingerprint"] == Vectorizer.load(v / modeldir.VECTORIZER).fingerprint
     assert {"accuracy", "macro_f1", "per_class", "confusion_matrix"} <= metrics["test"].keys()
     assert "duplicates_removed" in metrics["data_cleaning"]
     assert (v / "assets.extra/confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
@@ -64,7 +67,7 @@ def test_signature_follows_contract_2(trained: RunResult) -> None:
 
 
 def test_saved_model_predicts_like_keras_on_test_split(trained: RunResult) -> None:
-    vec = Vectorizer.load(trained.version_dir / "assets/vectorizer.json")
+    vec = Vectorizer.load(trained.version_dir / modeldir.VECTORIZER)
     rows = [vec.transform_one(t) for t in trained.test_texts]
     keras_probs = predict_proba(trained.model, rows)
     ids, weights = vec.transform(trained.test_texts)
@@ -90,7 +93,7 @@ def test_warmup_records_are_prediction_logs(trained: RunResult) -> None:
 def _export_again(trained: RunResult, version: int | None) -> Path:
     return export_version(
         model=trained.model,
-        vectorizer=Vectorizer.load(trained.version_dir / "assets/vectorizer.json"),
+        vectorizer=Vectorizer.load(trained.version_dir / modeldir.VECTORIZER),
         labels=load_labels(trained.version_dir),
         out=trained.version_dir.parent.parent,
         model_name="news",

@@ -1,4 +1,4 @@
-"""Contract 3: the shared transform equals scikit-learn's TfidfVectorizer on both built-in corpora."""
+"""One vectorizer: the shared transform equals scikit-learn's TfidfVectorizer on both built-in corpora."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from tests.reference import csr_to_padded
 from textvec import Vectorizer, VectorizerError
 from training.cleaning import deduplicate
 from training.datasets import load_dataset
-from training.features import FeatureConfig, csr_to_padded, fit
+from training.features import FeatureConfig, fit
 
 
 @pytest.mark.parametrize(("dataset", "analyzer"), [("bbc-news", "word"), ("chinese-reviews", "char")])
