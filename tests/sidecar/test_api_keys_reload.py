@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack import Proc, start_model_server, start_sidecar, wait_http
 from preprocess_service.api_keys import ApiKeys
-from tests.stack import Proc, start_model_server, start_sidecar, wait_until
 
 OLD, NEW = "old-key-" + "a" * 24, "new-key-" + "b" * 24
 TEXT = "The striker scored twice and the team won the cup final after extra time at the stadium."
@@ -96,12 +96,12 @@ def sidecar_with_key_file(tmp_path: Path, exported_models: Path) -> Iterator[tup
     shutil.copytree(exported_models / "news" / "1", base / "news" / "1")
     vol = SecretVolume(tmp_path / "secret")
     vol.write(OLD)
-    server = start_model_server(base, "news", tmp_path / "logs")
+    server = start_model_server(base / "news", "news", tmp_path / "logs")
     sidecar = start_sidecar(
         base, "news", server, tmp_path / "logs", api_keys_file=str(vol.file), api_keys_reload_s="0.2"
     )
     try:
-        wait_until(sidecar, "/readyz")
+        wait_http(sidecar, "/readyz")
         yield vol, sidecar
     finally:
         sidecar.stop()
