@@ -7,7 +7,7 @@ from typing import Any
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
-from local_model_server.manager import ModelManager
+from local_model_server.core import ServerCore
 
 _STATE = {
     "START": get_model_status_pb2.ModelVersionStatus.START,
@@ -20,7 +20,7 @@ SIGNATURE_DEF_FIELD = "signature_def"
 
 
 def model_status(
-    manager: ModelManager, name: str, version: int | None, label: str | None
+    manager: ServerCore, name: str, version: int | None, label: str | None
 ) -> get_model_status_pb2.GetModelStatusResponse:
     response = get_model_status_pb2.GetModelStatusResponse()
     for st in manager.status(name, version, label):
@@ -33,7 +33,7 @@ def model_status(
 
 
 def model_status_json(
-    manager: ModelManager, name: str, version: int | None, label: str | None
+    manager: ServerCore, name: str, version: int | None, label: str | None
 ) -> dict[str, Any]:
     return json_format.MessageToDict(
         model_status(manager, name, version, label), always_print_fields_with_no_presence=True
@@ -41,7 +41,7 @@ def model_status_json(
 
 
 def model_metadata(
-    manager: ModelManager, name: str, version: int | None, label: str | None, signature_name: str = ""
+    manager: ServerCore, name: str, version: int | None, label: str | None, signature_name: str = ""
 ) -> get_model_metadata_pb2.GetModelMetadataResponse:
     with manager.handle(name, version, label) as servable:
         response = get_model_metadata_pb2.GetModelMetadataResponse()
@@ -53,7 +53,7 @@ def model_metadata(
 
 
 def model_metadata_json(
-    manager: ModelManager, name: str, version: int | None, label: str | None
+    manager: ServerCore, name: str, version: int | None, label: str | None
 ) -> dict[str, Any]:
     """TF Serving's REST shape:
     {"model_spec": {...}, "metadata": {"signature_def": {"signature_def": {...}}}}."""
