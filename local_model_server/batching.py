@@ -5,11 +5,7 @@ up to ``max_batch_size`` rows (waiting at most ``batch_timeout_micros`` for a ba
 inputs whose inner dimensions differ (``pad_variable_length_inputs``), pads the batch up to the next
 of ``allowed_batch_sizes``, runs the signature once and hands each request its rows. When the open
 batch cannot take a request and ``max_enqueued_batches`` batches are already waiting, the request is
-refused with TF Serving's UNAVAILABLE error.
-
-``BatchingParameters`` lives in TF Serving's session_bundle_config.proto, which the
-tensorflow-serving-api wheel does not ship; its descriptor is declared here with the same field names
-and numbers, so the file parses with ``google.protobuf.text_format`` exactly as TF Serving's does."""
+refused with TF Serving's UNAVAILABLE error."""
 
 from __future__ import annotations
 
@@ -21,53 +17,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from google.protobuf import descriptor_pb2, descriptor_pool, wrappers_pb2
-from google.protobuf.message_factory import GetMessageClass
 
 from local_model_server.errors import Code, ServingError, invalid
+from local_model_server.protos import BatchingParameters
 
 QUEUE_FULL = "The batch scheduling queue to which this task was submitted is full"
-
-
-def _batching_parameters_class() -> Any:
-    pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
-    f = descriptor_pb2.FileDescriptorProto(
-        name="local_model_server/batching_parameters.proto",
-        package="tensorflow.serving",
-        syntax="proto3",
-        dependency=["google/protobuf/wrappers.proto"],
-    )
-    m = f.message_type.add(name="BatchingParameters")
-    opt, rep = (
-        descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
-        descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
-    )
-    msg, i64, boolean = (
-        descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-        descriptor_pb2.FieldDescriptorProto.TYPE_INT64,
-        descriptor_pb2.FieldDescriptorProto.TYPE_BOOL,
-    )
-    for name, number, wrapper in (
-        ("max_batch_size", 1, "Int64Value"),
-        ("batch_timeout_micros", 2, "Int64Value"),
-        ("max_enqueued_batches", 3, "Int64Value"),
-        ("num_batch_threads", 4, "Int64Value"),
-        ("thread_pool_name", 5, "StringValue"),
-        ("enable_large_batch_splitting", 8, "BoolValue"),
-        ("max_execution_batch_size", 9, "Int64Value"),
-    ):
-        m.field.add(name=name, number=number, label=opt, type=msg, type_name=f".google.protobuf.{wrapper}")
-    m.field.add(name="allowed_batch_sizes", number=6, label=rep, type=i64)
-    m.field.add(name="pad_variable_length_inputs", number=7, label=opt, type=boolean)
-    pool.Add(f)
-    return GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))
-
-
-BatchingParameters = _batching_parameters_class()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ The path is TF Serving's default, or the ``prometheus_config.path`` of --monitor
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,8 +21,6 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import Metric
-from prometheus_client.registry import Collector
 
 PATH = "/monitoring/prometheus/metrics"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -62,7 +59,7 @@ class _Histogram:
         self.n += 1
 
 
-class TFServingNames(Collector):
+class TFServingNames:
     """The request metrics under TF Serving's names, exposed as tensorflow_model_server does (a counter
     without the ``_total`` suffix, latency histograms in microseconds)."""
 
@@ -81,48 +78,62 @@ class TFServingNames(Collector):
         with self._lock:
             self._runtime.setdefault((model, api, runtime), _Histogram()).observe(seconds * 1e6)
 
-    def collect(self) -> Iterator[Metric]:
+    def text(self) -> bytes:
+        """Prometheus text format, written out here: prometheus_client would name the counter
+        ``..._total``, and TF Serving's name has no suffix."""
+        lines: list[str] = []
         with self._lock:
             name = ":tensorflow:serving:request_count"
-            m = Metric(name, "The total number of requests.", "counter")
+            lines += [f"# HELP {name} The total number of requests.", f"# TYPE {name} counter"]
             for (model, status), v in sorted(self._count.items()):
-                m.add_sample(name, {"model_name": model, "status": status}, v)
-            yield m
-            yield self._histograms(
+                lines.append(f"{name}{_labels(model_name=model, status=status)} {v}")
+            self._histograms(
+                lines,
                 ":tensorflow:serving:request_latency",
                 "Distribution of wall time (in microseconds) for Tensorflow Serving request.",
                 ("model_name", "API", "entrypoint"),
                 self._request,
             )
-            yield self._histograms(
+            self._histograms(
+                lines,
                 ":tensorflow:serving:runtime_latency",
                 "Distribution of wall time (in microseconds) for Tensorflow runtime.",
                 ("model_name", "API", "runtime"),
                 self._runtime,
             )
+        return ("\n".join(lines) + "\n").encode()
 
     @staticmethod
     def _histograms(
-        name: str, doc: str, keys: tuple[str, str, str], data: dict[tuple[str, str, str], _Histogram]
-    ) -> Metric:
-        m = Metric(name, doc, "histogram")
+        lines: list[str],
+        name: str,
+        doc: str,
+        keys: tuple[str, str, str],
+        data: dict[tuple[str, str, str], _Histogram],
+    ) -> None:
+        lines += [f"# HELP {name} {doc}", f"# TYPE {name} histogram"]
         for values, h in sorted(data.items()):
             labels = dict(zip(keys, values, strict=True))
             cumulative = 0
             for bound, c in zip([*_TFS_BUCKETS_US, float("inf")], h.counts, strict=True):
                 cumulative += c
                 le = "+Inf" if bound == float("inf") else f"{bound:.6g}"
-                m.add_sample(name + "_bucket", {**labels, "le": le}, cumulative)
-            m.add_sample(name + "_sum", labels, h.total)
-            m.add_sample(name + "_count", labels, h.n)
-        return m
+                lines.append(f"{name}_bucket{_labels(**labels, le=le)} {cumulative}")
+            lines.append(f"{name}_sum{_labels(**labels)} {h.total}")
+            lines.append(f"{name}_count{_labels(**labels)} {h.n}")
+
+
+def _labels(**labels: str) -> str:
+    def esc(v: str) -> str:
+        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+    return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in labels.items()) + "}"
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.tfs = TFServingNames()
-        self.registry.register(self.tfs)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         labels = ["model_name", "api", "entrypoint", "status"]
@@ -191,4 +202,4 @@ class Metrics:
             self.version_state.labels(model_name, str(version), s).set(1.0 if s == state else 0.0)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return self.tfs.text() + generate_latest(self.registry)

@@ -1,6 +1,6 @@
-"""TF Serving's text-format config files, parsed with the real protos from tensorflow-serving-api:
-``ModelServerConfig`` (--model_config_file), ``MonitoringConfig`` (--monitoring_config_file) and
-``BatchingParameters`` (--batching_parameters_file). Validation follows ServerCore's rules and
+"""TF Serving's text-format config files: ``ModelServerConfig`` (--model_config_file, the real proto
+from tensorflow-serving-api), ``MonitoringConfig`` (--monitoring_config_file) and
+``BatchingParameters`` (--batching_parameters_file; both declared in local_model_server/protos.py). Validation follows ServerCore's rules and
 messages; the error codes are TensorFlow's canonical ones."""
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ from typing import TypeVar
 
 from google.protobuf import text_format
 from google.protobuf.message import Message
-from tensorflow_serving.config import model_server_config_pb2, monitoring_config_pb2
-from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
+from tensorflow_serving.config import model_server_config_pb2
 
 from local_model_server.errors import Code, ServingError, invalid
+from local_model_server.protos import MonitoringConfig
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 ModelConfig = model_server_config_pb2.ModelConfig
-BatchingParameters = session_bundle_config_pb2.BatchingParameters
 TENSORFLOW_PLATFORM = "tensorflow"
 DEFAULT_METRICS_PATH = "/monitoring/prometheus/metrics"
 
@@ -136,7 +135,7 @@ def read_monitoring(path: str | Path | None) -> Monitoring | None:
     """None without a file (this stand-in then still serves the default path; see the docs)."""
     if not path:
         return None
-    cfg = parse_text(path, monitoring_config_pb2.MonitoringConfig())
+    cfg = parse_text(path, MonitoringConfig())
     prom = cfg.prometheus_config
     metrics_path = prom.path or DEFAULT_METRICS_PATH
     if not metrics_path.startswith("/"):

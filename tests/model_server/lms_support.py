@@ -39,7 +39,16 @@ def free_port() -> int:
 class LocalServer:
     """``python -m local_model_server`` as a child process, stopped with SIGTERM."""
 
-    def __init__(self, base: Path, log_path: Path, model_name: str = "news", *extra: str) -> None:
+    def __init__(
+        self,
+        base: Path,
+        log_path: Path,
+        model_name: str = "news",
+        *extra: str,
+        config_file: Path | None = None,
+    ) -> None:
+        """``extra``: more flags. ``config_file``: serve a --model_config_file instead of
+        --model_name/--model_base_path (``model_name`` is then what wait_ready checks)."""
         self.base = base
         self.model_name = model_name
         self.grpc_port, self.rest_port = free_port(), free_port()
@@ -55,10 +64,11 @@ class LocalServer:
                 str(self.grpc_port),
                 "--rest_api_port",
                 str(self.rest_port),
-                "--model_name",
-                model_name,
-                "--model_base_path",
-                str(base),
+                *(
+                    [f"--model_config_file={config_file}"]
+                    if config_file is not None
+                    else ["--model_name", model_name, "--model_base_path", str(base)]
+                ),
                 "--file_system_poll_wait_seconds",
                 "0.5",
                 *extra,
