@@ -116,31 +116,32 @@ def test_batching_queue_full_is_unavailable(
     version_source: Path, sample: dict[str, Any], tmp_path: Path
 ) -> None:
     """One batch may wait (max_enqueued_batches 1) and it stays open 3 s: a request that does not fit
-    in it is refused at once with TF Serving's queue-full error; one larger than a batch is invalid."""
+    in it is refused at once with TF Serving's queue-full error; one larger than a batch is invalid.
+    (max_batch_size 8: the version's warmup request, 8 rows, goes through the batch queue too.)"""
     server = _batching_server(
         tmp_path,
         version_source,
-        "max_batch_size { value: 4 }\nbatch_timeout_micros { value: 3000000 }\n"
+        "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 3000000 }\n"
         "max_enqueued_batches { value: 1 }\nnum_batch_threads { value: 1 }\n"
         "pad_variable_length_inputs: true\n",
     )
     try:
         server.wait_ready()
         url = f"{server.rest_url}/v1/models/news:predict"
-        three = {"instances": [_row(sample, 0, 5)] * 3}
+        six = {"instances": [_row(sample, 0, 5)] * 6}
         first: list[httpx.Response] = []
-        th = threading.Thread(target=lambda: first.append(httpx.post(url, json=three, timeout=30)))
+        th = threading.Thread(target=lambda: first.append(httpx.post(url, json=six, timeout=30)))
         th.start()
-        time.sleep(1.0)  # the 3-row request sits in the open batch
+        time.sleep(1.0)  # the 6-row request sits in the open batch
         t0 = time.monotonic()
-        r = httpx.post(url, json={"instances": [_row(sample, 1, 5)] * 2}, timeout=30)
+        r = httpx.post(url, json={"instances": [_row(sample, 1, 5)] * 3}, timeout=30)
         assert time.monotonic() - t0 < 1.5
         assert r.status_code == 503, r.text
         assert r.json()["error"] == "The batch scheduling queue to which this task was submitted is full"
         th.join(30)
         assert first and first[0].status_code == 200, first
-        r = httpx.post(url, json={"instances": [_row(sample, 0, 5)] * 5}, timeout=30)
+        r = httpx.post(url, json={"instances": [_row(sample, 0, 5)] * 9}, timeout=30)
         assert r.status_code == 400
-        assert r.json()["error"] == "Task size 5 is larger than maximum input batch size 4"
+        assert r.json()["error"] == "Task size 9 is larger than maximum input batch size 8"
     finally:
         server.stop()
