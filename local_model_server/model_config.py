@@ -1,7 +1,7 @@
 """TF Serving's text-format config files: ``ModelServerConfig`` (--model_config_file, the real proto
 from tensorflow-serving-api), ``MonitoringConfig`` (--monitoring_config_file) and
-``BatchingParameters`` (--batching_parameters_file; both declared in local_model_server/protos.py). Validation follows ServerCore's rules and
-messages; the error codes are TensorFlow's canonical ones."""
+``BatchingParameters`` (--batching_parameters_file; both declared in local_model_server/protos.py).
+Validation follows ServerCore's rules and messages; the error codes are TensorFlow's canonical ones."""
 
 from __future__ import annotations
 

@@ -47,17 +47,12 @@ def configure_tensorflow(opts: ServerOptions) -> None:
 
 
 async def serve(opts: ServerOptions) -> int:
-    import uvicorn
-
-    from local_model_server import metrics as metrics_mod
     from local_model_server.batching import read_batching_parameters
-    from local_model_server.core import ServerCore
     from local_model_server.errors import ServingError
-    from local_model_server.grpc_server import create_server
     from local_model_server.model_config import read_model_config, read_monitoring, single_model_config
-    from local_model_server.rest import RestApp
 
-    # Like TF Serving, every config file is read (and refused) before anything is served.
+    # Like TF Serving, every config file is read (and refused) before anything is served; before
+    # TensorFlow is imported, too, so a bad file is reported in a second.
     try:
         if opts.model_config_file:
             config = read_model_config(opts.model_config_file)
@@ -68,6 +63,13 @@ async def serve(opts: ServerOptions) -> int:
     except ServingError as exc:
         log.error("cannot start: %s: %s", exc.code.name, exc.message)
         return 1
+    import uvicorn
+
+    from local_model_server import metrics as metrics_mod
+    from local_model_server.core import ServerCore
+    from local_model_server.grpc_server import create_server
+    from local_model_server.rest import RestApp
+
     configure_tensorflow(opts)
 
     metrics = metrics_mod.Metrics()
