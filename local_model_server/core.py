@@ -211,7 +211,11 @@ class ServerCore:
             yield servable
 
     def status(self, name: str, version: int | None = None, label: str | None = None) -> list[VersionStatus]:
-        version = self.resolve(name, version, label)
+        """GetModelStatusImpl looks at the name and an explicit version only: with a label (REST
+        ``/labels/{label}`` included) it answers every version, as TF Serving does."""
+        del label
+        if not name:
+            raise invalid("ModelSpec has no name specified.")
         manager = self._manager(name)
         if manager is None:
             if version is not None:

@@ -85,6 +85,7 @@ class ModelManager:
         self._on_load = on_load
         self._unload_grace_s = unload_grace_s
         self._lock = threading.Lock()
+        self._poll_lock = threading.Lock()
         self._status: dict[int, VersionStatus] = {}
         self._available: dict[int, Servable] = {}
         self._latest: Servable | None = None
@@ -105,6 +106,11 @@ class ModelManager:
 
     # -- polling -------------------------------------------------------------------------------
     def poll_once(self) -> None:
+        # The poll thread and a config reload (a changed policy) may both poll: one at a time.
+        with self._poll_lock:
+            self._poll()
+
+    def _poll(self) -> None:
         on_disk = list_versions(self.base_path)
         if not on_disk and not self._warned_empty:
             log.warning(

@@ -154,8 +154,8 @@ def test_flags_label_on_unloaded_version_needs_allow_flag(version_source: Path, 
     )
     try:
         server.wait_ready()
-        r = httpx.get(f"{server.rest_url}/v1/models/news/labels/stable", timeout=10)
-        assert r.status_code == 200 and r.json()["model_version_status"][0]["version"] == "1", r.text
+        r = httpx.get(f"{server.rest_url}/v1/models/news/labels/stable/metadata", timeout=10)
+        assert r.status_code == 200 and r.json()["model_spec"]["version"] == "1", r.text
     finally:
         server.stop()
 
