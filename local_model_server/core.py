@@ -126,12 +126,14 @@ class ServerCore:
             log.info("Finished adding/updating models")
 
     def _wait_available(self, managers: list[ModelManager]) -> None:
-        """TF Serving waits until every newly added model has a version loaded (or failed to load)."""
+        """TF Serving waits until every newly added model has a version loaded (or failed to load).
+        A model with no version directory at all does not hold the server up here (TF Serving would
+        wait for one to appear): the ports open and its status says NOT_FOUND until one does."""
         deadline = time.monotonic() + NEW_MODEL_WAIT_S
         for manager in managers:
             while time.monotonic() < deadline and not self._stop.is_set():
                 states = {st.state for st in self._statuses(manager)}
-                if AVAILABLE in states or (states and states <= {END}) or self.poll_wait_s < 0:
+                if not states or AVAILABLE in states or states <= {END} or self.poll_wait_s < 0:
                     break
                 time.sleep(0.05)
 
