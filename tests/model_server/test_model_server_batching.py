@@ -21,7 +21,7 @@ from lms_support import LocalServer, Target, publish_version
 pytestmark = pytest.mark.timeout(300)
 
 
-def _batching_server(root: Path, version_source: Path, params: str) -> LocalServer:
+def _batching_server(root: Path, version_source: Path, params: str, *extra: str) -> LocalServer:
     base = root / "news"
     base.mkdir(parents=True)
     publish_version(version_source, base, 1)
@@ -32,6 +32,7 @@ def _batching_server(root: Path, version_source: Path, params: str) -> LocalServ
         "news",
         "--enable_batching=true",
         f"--batching_parameters_file={root / 'batching.config'}",
+        *extra,
     )
 
 
@@ -49,6 +50,11 @@ def batched(
         "max_batch_size { value: 32 }\nbatch_timeout_micros { value: 20000 }\n"
         "max_enqueued_batches { value: 100 }\nnum_batch_threads { value: 2 }\n"
         "pad_variable_length_inputs: true\nallowed_batch_sizes: 8\nallowed_batch_sizes: 32\n",
+        # the thread and timeout flags a chart derives from its CPU limit, accepted and applied
+        "--tensorflow_intra_op_parallelism=1",
+        "--tensorflow_inter_op_parallelism=1",
+        "--rest_api_num_threads=8",
+        "--rest_api_timeout_in_ms=60000",
     )
     try:
         server.wait_ready()
@@ -116,7 +122,8 @@ def test_batching_queue_full_is_unavailable(
     version_source: Path, sample: dict[str, Any], tmp_path: Path
 ) -> None:
     """One batch may wait (max_enqueued_batches 1) and it stays open 3 s: a request that does not fit
-    in it is refused at once with TF Serving's queue-full error; one larger than a batch is invalid.
+    in it is refused at once with TF Serving's queue-full error; one larger than a batch is invalid;
+    the request waiting in the batch outlives --rest_api_timeout_in_ms (2 s) and answers 504.
     (max_batch_size 8: the version's warmup request, 8 rows, goes through the batch queue too.)"""
     server = _batching_server(
         tmp_path,
@@ -124,6 +131,7 @@ def test_batching_queue_full_is_unavailable(
         "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 3000000 }\n"
         "max_enqueued_batches { value: 1 }\nnum_batch_threads { value: 1 }\n"
         "pad_variable_length_inputs: true\n",
+        "--rest_api_timeout_in_ms=2000",
     )
     try:
         server.wait_ready()
@@ -139,7 +147,9 @@ def test_batching_queue_full_is_unavailable(
         assert r.status_code == 503, r.text
         assert r.json()["error"] == "The batch scheduling queue to which this task was submitted is full"
         th.join(30)
-        assert first and first[0].status_code == 200, first
+        # it waited in the batch for 2 s, past --rest_api_timeout_in_ms
+        assert first and first[0].status_code == 504, first
+        assert first[0].json()["error"] == "Deadline exceeded"
         r = httpx.post(url, json={"instances": [_row(sample, 0, 5)] * 9}, timeout=30)
         assert r.status_code == 400
         assert r.json()["error"] == "Task size 9 is larger than maximum input batch size 8"
