@@ -51,6 +51,7 @@ def measure(
     emit: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     bodies = _bodies(n_features, np.random.default_rng(7))
+    log_dir.mkdir(parents=True, exist_ok=True)
     params = log_dir / "batching.config"
     params.write_text(BATCHING_PARAMETERS)
     out: dict[str, Any] = {
