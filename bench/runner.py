@@ -180,19 +180,7 @@ class Runner:
         return out, labels
 
     def dense(self, version_dir: Path) -> tuple[dict[str, Any], list[str]]:
-        dense_base = self.s.raw_dir / "dense_models"
-        log = self.logs / "dense_export.log"
-        with log.open("ab") as fh:
-            cmd = [
-                sys.executable,
-                "-m",
-                "bench.dense_model",
-                str(version_dir),
-                str(dense_base / self.s.model_name),
-            ]
-            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
-        if rc != 0:
-            raise RuntimeError(f"dense export failed ({rc}):\n{log.read_text(errors='replace')[-3000:]}")
+        dense_base = self.dense_export(version_dir)
         server = start_model_server(dense_base / self.s.model_name, self.s.model_name, self.logs)
         front = None
         try:
@@ -214,6 +202,23 @@ class Runner:
                 front.stop()
             server.stop()
         return result, labels
+
+    def dense_export(self, version_dir: Path) -> Path:
+        """The same weights with the dense signature, under raw/dense_models (bench/dense_model.py)."""
+        dense_base = self.s.raw_dir / "dense_models"
+        log = self.logs / "dense_export.log"
+        with log.open("ab") as fh:
+            cmd = [
+                sys.executable,
+                "-m",
+                "bench.dense_model",
+                str(version_dir),
+                str(dense_base / self.s.model_name),
+            ]
+            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
+        if rc != 0:
+            raise RuntimeError(f"dense export failed ({rc}):\n{log.read_text(errors='replace')[-3000:]}")
+        return dense_base
 
     # -- everything -----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -264,6 +269,14 @@ class Runner:
             targets["inproc"] = self.inproc(version_dir, docs_path)
         if "dense_rest" in self.s.targets:
             targets["dense_rest"], labels["dense_rest"] = self.dense(version_dir)
+        if "dense_rest" in self.s.targets:
+            # The dense baseline's fair variant: the model server batching single-row requests itself.
+            from bench import server_batching
+
+            result["model_server_batching"] = server_batching.measure(
+                self.dense_export(version_dir), self.s.model_name, vec.n_features, self.logs,
+                self.s.duration_s, self.s.warmup_s, self.emit,
+            )  # fmt: skip
         wanted = [t for t in SIDECARS if t in self.s.targets]
         if wanted:
             found, sidecar_labels = self.sidecars(version_dir, wanted)

@@ -28,18 +28,19 @@ def start_model_server(
     log_file: Path | None = None,
     log_mode: str = "ab",
     new_session: bool = False,
+    config_file: Path | None = None,
 ) -> Proc:
     """``python -m local_model_server`` with TF Serving's flags, serving ``model_dir`` (the directory that
-    holds the ``<version>/`` directories). ``extra_args`` are passed on as they are."""
+    holds the ``<version>/`` directories), or the models of ``config_file`` (TF Serving's
+    ``--model_config_file``; ``model_dir`` is then ignored). ``extra_args`` are passed on as they are."""
     grpc_port = grpc_port or free_port()
     rest_port = rest_port or free_port()
-    args = [
-        "-m", "local_model_server",
-        "--port", str(grpc_port),
-        "--rest_api_port", str(rest_port),
-        "--model_name", model_name,
-        "--model_base_path", str(model_dir),
-    ]  # fmt: skip
+    served = (
+        [f"--model_config_file={config_file}"]
+        if config_file is not None
+        else ["--model_name", model_name, "--model_base_path", str(model_dir)]
+    )
+    args = ["-m", "local_model_server", "--port", str(grpc_port), "--rest_api_port", str(rest_port), *served]
     if poll_s is not None:
         args += ["--file_system_poll_wait_seconds", str(poll_s)]
     proc = spawn(

@@ -1,6 +1,6 @@
 """TF Serving's gRPC services with the stubs from tensorflow-serving-api: PredictionService.Predict and
-GetModelMetadata, ModelService.GetModelStatus. Other methods answer UNIMPLEMENTED (the generated
-base classes do that). Served by grpc's thread-pool server."""
+GetModelMetadata, ModelService.GetModelStatus and HandleReloadConfigRequest. Other methods answer
+UNIMPLEMENTED (the generated base classes do that). Served by grpc's thread-pool server."""
 
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ from typing import Any, TypeVar
 import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import (
+    model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
 )
 
 from local_model_server import protocol
+from local_model_server.core import ServerCore
 from local_model_server.errors import Code, ServingError, grpc_status, invalid
-from local_model_server.manager import ModelManager
 from local_model_server.metrics import Metrics
 
 T = TypeVar("T")
@@ -34,7 +35,7 @@ def _spec(model_spec: Any) -> tuple[str, int | None, str | None]:
 
 
 class _Base:
-    def __init__(self, manager: ModelManager, metrics: Metrics) -> None:
+    def __init__(self, manager: ServerCore, metrics: Metrics) -> None:
         self.manager = manager
         self.metrics = metrics
 
@@ -77,7 +78,7 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
                     raise invalid(f"Cannot parse input tensor '{key}': {exc}") from exc
             t0 = time.perf_counter()
             outputs = servable.run(sig, inputs, list(request.output_filter) or None)
-            self.metrics.runtime_latency.labels(name, "predict", "GRPC").observe(time.perf_counter() - t0)
+            self.metrics.observe_runtime(name, "predict", "GRPC", time.perf_counter() - t0)
             response = predict_pb2.PredictResponse()
             response.model_spec.name = name
             response.model_spec.version.value = servable.version
@@ -111,8 +112,22 @@ class ModelService(_Base, model_service_pb2_grpc.ModelServiceServicer):
 
         return self._call("get_model_status", request.model_spec.name, context, run)
 
+    def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Replace the model config; a refused config leaves the previous one serving."""
 
-def create_server(manager: ModelManager, metrics: Metrics, address: str, max_workers: int) -> grpc.Server:
+        def run() -> Any:
+            if request.config.WhichOneof("config") != "model_config_list":
+                raise invalid(
+                    "ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                    "Only ModelConfigList is currently supported"
+                )
+            self.manager.reload(request.config)
+            return model_management_pb2.ReloadConfigResponse()
+
+        return self._call("handle_reload_config_request", "", context, run)
+
+
+def create_server(manager: ServerCore, metrics: Metrics, address: str, max_workers: int) -> grpc.Server:
     """A started server bound to ``address``; raises RuntimeError if the port cannot be bound."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),

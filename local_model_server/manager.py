@@ -1,9 +1,11 @@
-"""Version watching like TF Serving's file-system storage path source with ``latest { num_versions: N }``.
+"""Version watching of one model, like TF Serving's file-system storage path source and version policy.
 
-Every poll lists ``<base>/<version>`` directories (all-digit names). The newest N that are not known
-to be broken are aspired: each is loaded (state LOADING, then AVAILABLE). Only once loads are done,
-available versions beyond the newest N good ones are unloaded (UNLOADING, then END), so a new version
-never replaces the old one before it serves, and a broken one never displaces a good one. A failed
+Every poll lists ``<base>/<version>`` directories (all-digit names). The policy (``latest { N }``,
+``specific { versions }`` or ``all``) picks, among those not known to be broken, the aspired versions:
+each is loaded (state LOADING, then AVAILABLE). Only once loads are done are available versions the
+policy no longer wants unloaded (UNLOADING, then END); under ``latest`` that is the versions beyond the
+newest N good ones, so a new version never replaces the old one before it serves, and a broken one
+never displaces a good one. A failed
 load leaves the version in END with its error in ``status``; it is retried only when the directory's
 contents change (a half-written copy that completes). A deleted directory is unloaded."""
 
@@ -21,7 +23,9 @@ from pathlib import Path
 from tensorflow_serving.apis.get_model_status_pb2 import ModelVersionStatus
 
 from contracts.modeldir import version_dirs
-from local_model_server.errors import Code, ServingError, invalid, not_found
+from local_model_server.batching import BatchingOptions
+from local_model_server.errors import Code, ServingError, not_found
+from local_model_server.model_config import VersionPolicy
 from local_model_server.servable import Servable, load
 
 log = logging.getLogger("local_model_server")
@@ -74,15 +78,19 @@ class ModelManager:
         on_state: Callable[[str, int, str], None] | None = None,
         on_load: Callable[[str, str], None] | None = None,
         unload_grace_s: float = 30.0,
+        policy: VersionPolicy | None = None,
+        batching: BatchingOptions | None = None,
     ) -> None:
         self.model_name = model_name
         self.base_path = base_path
-        self.num_versions = max(1, num_versions)
+        self.policy = policy or VersionPolicy("latest", num_versions=max(1, num_versions))
         self.enable_warmup = enable_warmup
+        self.batching = batching
         self._on_state = on_state
         self._on_load = on_load
         self._unload_grace_s = unload_grace_s
         self._lock = threading.Lock()
+        self._poll_lock = threading.Lock()
         self._status: dict[int, VersionStatus] = {}
         self._available: dict[int, Servable] = {}
         self._latest: Servable | None = None
@@ -103,6 +111,11 @@ class ModelManager:
 
     # -- polling -------------------------------------------------------------------------------
     def poll_once(self) -> None:
+        # The poll thread and a config reload (a changed policy) may both poll: one at a time.
+        with self._poll_lock:
+            self._poll()
+
+    def _poll(self) -> None:
         on_disk = list_versions(self.base_path)
         if not on_disk and not self._warned_empty:
             log.warning(
@@ -125,15 +138,19 @@ class ModelManager:
                     continue  # broken, unchanged: skip
                 del self._failed[v]
             candidates.append(v)
-        aspired = sorted(candidates, reverse=True)[: self.num_versions]
-        for v in aspired:
+        policy = self.policy
+        for v in policy.aspired(candidates):
             if v not in self._available and not self._stop.is_set():
                 self._load(v, on_disk[v])
 
-        keep = set(sorted(self._available, reverse=True)[: self.num_versions])
+        keep = set(policy.aspired(list(self._available)))
         for v in sorted(self._available):
             if v not in keep:
                 self._unload(v)
+
+    def set_policy(self, policy: VersionPolicy) -> None:
+        """A reloaded model config changed this model's version policy: applied at the next poll."""
+        self.policy = policy
 
     def _load(self, version: int, path: Path) -> None:
         log.info("Loading servable: {name: %s version: %d} from %s", self.model_name, version, path)
@@ -141,7 +158,7 @@ class ModelManager:
         before = _fingerprint(path)
         t0 = time.perf_counter()
         try:
-            servable = load(self.model_name, version, path, self.enable_warmup)
+            servable = load(self.model_name, version, path, self.enable_warmup, self.batching)
         except ServingError as exc:
             log.error(
                 "Loading servable: {name: %s version: %d} failed: %s: %s",
@@ -182,6 +199,7 @@ class ModelManager:
         deadline = time.monotonic() + self._unload_grace_s
         while servable.inflight > 0 and time.monotonic() < deadline:
             time.sleep(0.01)  # in-flight requests finish on the version they started on
+        servable.close()
         self._set(version, END)
         log.info("Done unloading servable version {name: %s version: %d}", self.model_name, version)
 
@@ -210,25 +228,29 @@ class ModelManager:
         if self._thread is not None:
             self._thread.join(timeout=60)
 
+    def unload_all(self) -> None:
+        """The model left the config: stop polling and unload every version (TF Serving's tear-down)."""
+        self.stop()
+        for v in sorted(self._available):
+            self._unload(v)
+
+    def state_of(self, version: int) -> str | None:
+        with self._lock:
+            st = self._status.get(version)
+            return st.state if st else None
+
     # -- lookups (request path) ----------------------------------------------------------------
     @contextlib.contextmanager
-    def handle(self, name: str, version: int | None = None, label: str | None = None) -> Iterator[Servable]:
+    def handle(self, version: int | None = None) -> Iterator[Servable]:
         """The servable a request names (latest AVAILABLE without a version), held for the request."""
-        if label is not None:
-            if version is not None:
-                raise invalid(
-                    f"Both model version ({version}) and model version label ({label}) cannot be supplied."
-                )
-            raise invalid(f"Unrecognized servable version label: {label}")
         with self._lock:
-            if name != self.model_name:
-                servable = None
-            elif version is None:
-                servable = self._latest
-            else:
-                servable = self._available.get(version)
+            servable = self._latest if version is None else self._available.get(version)
             if servable is None:
-                what = f"Latest({name})" if version is None else f"Specific({name}, {version})"
+                what = (
+                    f"Latest({self.model_name})"
+                    if version is None
+                    else f"Specific({self.model_name}, {version})"
+                )
                 raise not_found(f"Servable not found for request: {what}")
             servable.inflight += 1  # under the manager lock: an unload cannot slip in between
         try:
@@ -237,19 +259,13 @@ class ModelManager:
             with self._lock:
                 servable.inflight -= 1
 
-    def status(self, name: str, version: int | None = None, label: str | None = None) -> list[VersionStatus]:
+    def status(self, version: int | None = None) -> list[VersionStatus]:
         """GetModelStatusImpl: one version, or all versions ever seen (newest first)."""
-        if label is not None:
-            raise invalid(f"Unrecognized servable version label: {label}")
         with self._lock:
-            if name == self.model_name and version is not None and version in self._status:
+            if version is not None and version in self._status:
                 return [self._status[version]]
             if version is not None:
-                raise not_found(f"Could not find version {version} of model {name}")
-            if name != self.model_name or not self._status:
-                raise not_found(f"Could not find any versions of model {name}")
+                raise not_found(f"Could not find version {version} of model {self.model_name}")
+            if not self._status:
+                raise not_found(f"Could not find any versions of model {self.model_name}")
             return [self._status[v] for v in sorted(self._status, reverse=True)]
-
-    def available_versions(self) -> list[int]:
-        with self._lock:
-            return sorted(self._available)

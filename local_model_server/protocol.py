@@ -9,7 +9,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from contracts import version_state
-from local_model_server.manager import ModelManager
+from local_model_server.core import ServerCore
 
 SIGNATURE_DEF_FIELD = "signature_def"
 log = logging.getLogger("local_model_server.requests")
@@ -24,7 +24,7 @@ def log_predict(model_name: str, outcome: str, request_id: str, message: str = "
 
 
 def model_status(
-    manager: ModelManager, name: str, version: int | None, label: str | None
+    manager: ServerCore, name: str, version: int | None, label: str | None
 ) -> get_model_status_pb2.GetModelStatusResponse:
     response = get_model_status_pb2.GetModelStatusResponse()
     for st in manager.status(name, version, label):
@@ -37,7 +37,7 @@ def model_status(
 
 
 def model_status_json(
-    manager: ModelManager, name: str, version: int | None, label: str | None
+    manager: ServerCore, name: str, version: int | None, label: str | None
 ) -> dict[str, Any]:
     return json_format.MessageToDict(
         model_status(manager, name, version, label), always_print_fields_with_no_presence=True
@@ -45,7 +45,7 @@ def model_status_json(
 
 
 def model_metadata(
-    manager: ModelManager, name: str, version: int | None, label: str | None, signature_name: str = ""
+    manager: ServerCore, name: str, version: int | None, label: str | None, signature_name: str = ""
 ) -> get_model_metadata_pb2.GetModelMetadataResponse:
     with manager.handle(name, version, label) as servable:
         response = get_model_metadata_pb2.GetModelMetadataResponse()
@@ -57,7 +57,7 @@ def model_metadata(
 
 
 def model_metadata_json(
-    manager: ModelManager, name: str, version: int | None, label: str | None
+    manager: ServerCore, name: str, version: int | None, label: str | None
 ) -> dict[str, Any]:
     """TF Serving's REST shape:
     {"model_spec": {...}, "metadata": {"signature_def": {"signature_def": {...}}}}."""

@@ -15,8 +15,8 @@ import orjson
 
 from local_model_server import metrics as metrics_mod
 from local_model_server import protocol, tensors
+from local_model_server.core import ServerCore
 from local_model_server.errors import Code, ServingError, invalid
-from local_model_server.manager import ModelManager
 
 _V1 = re.compile(r"(?i)/v1/.*")
 _PREDICT = re.compile(
@@ -55,15 +55,19 @@ def _error_body(exc: ServingError) -> bytes:
 class RestApp:
     def __init__(
         self,
-        manager: ModelManager,
+        manager: ServerCore,
         metrics: metrics_mod.Metrics,
         executor: Executor,
         max_body_bytes: int = 1 << 30,
+        metrics_path: str | None = metrics_mod.PATH,
+        timeout_s: float | None = None,
     ) -> None:
         self.manager = manager
         self.metrics = metrics
         self.executor = executor
         self.max_body_bytes = max_body_bytes
+        self.metrics_path = metrics_path  # None: monitoring disabled by --monitoring_config_file
+        self.timeout_s = timeout_s  # --rest_api_timeout_in_ms
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -78,7 +82,7 @@ class RestApp:
             return
         method: str = scope["method"]
         path: str = scope["path"]
-        if path == metrics_mod.PATH:
+        if self.metrics_path is not None and path == self.metrics_path:
             if method != "GET":
                 await self._send(send, 405, b"", [(b"content-type", b"text/plain")])
                 return
@@ -103,9 +107,11 @@ class RestApp:
                 version = _version(version_s)
                 body = await self._read_body(receive)
                 loop = asyncio.get_running_loop()
-                payload = await loop.run_in_executor(
-                    self.executor, self._predict, model_name, version, label, body
-                )
+                work = loop.run_in_executor(self.executor, self._predict, model_name, version, label, body)
+                try:
+                    payload = await asyncio.wait_for(work, self.timeout_s)
+                except TimeoutError as exc:
+                    raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline exceeded") from exc
             elif method == "GET" and (m := _STATUS.fullmatch(path)):
                 model_name, version_s, label, sub = m.group(1) or "", m.group(2), m.group(3), m.group(4)
                 version = _version(version_s)
@@ -151,7 +157,7 @@ class RestApp:
             inputs, fmt = tensors.parse_predict(doc, sig.inputs)
             t0 = time.perf_counter()
             outputs = servable.run(sig, inputs)
-            self.metrics.runtime_latency.labels(name, "predict", "REST").observe(time.perf_counter() - t0)
+            self.metrics.observe_runtime(name, "predict", "REST", time.perf_counter() - t0)
         return tensors.format_predict(outputs, fmt)
 
     async def _read_body(self, receive: Any) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_log_pb2
 
+from local_model_server.batching import BatchingOptions, BatchScheduler
 from local_model_server.errors import Code, ServingError, invalid
 
 log = logging.getLogger("local_model_server")
@@ -60,11 +62,16 @@ def _code_of(exc: BaseException) -> Code:
 class Servable:
     """A loaded version. ``run`` is thread-safe."""
 
-    def __init__(self, model_name: str, version: int, path: Path) -> None:
+    def __init__(
+        self, model_name: str, version: int, path: Path, batching: BatchingOptions | None = None
+    ) -> None:
         self.model_name = model_name
         self.version = version
         self.path = path
         self.inflight = 0  # requests holding this version; guarded by the manager's lock
+        self._batching = batching
+        self._schedulers: dict[str, BatchScheduler] = {}
+        self._schedulers_lock = threading.Lock()
         pb = path / SAVED_MODEL_PB
         if not pb.is_file():
             raise ServingError(
@@ -135,7 +142,7 @@ class Servable:
                 raise invalid(
                     f"input '{name}' has shape {list(arr.shape)}, incompatible with the signature's {want}"
                 )
-            args[name] = tf.convert_to_tensor(arr, dtype=spec.dtype)
+            args[name] = arr
         if output_filter:
             unknown = [o for o in output_filter if o not in sig.outputs]
             if unknown:
@@ -143,14 +150,42 @@ class Servable:
                     f"output tensor alias not found in signature: {unknown[0]} Outputs expected to be in "
                     f"the set {{{','.join(sorted(sig.outputs))}}}."
                 )
+        # Server-side batching: the validated rows join a batch of concurrent requests.
+        out = self._scheduler(sig).submit(args) if self._batching is not None else self._execute(sig, args)
+        keys = output_filter or list(out)
+        return {k: out[k] for k in keys}
+
+    def _execute(self, sig: Signature, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the signature function once on validated arrays; every output, as arrays."""
         try:
-            out = sig.fn(**args)
+            out = sig.fn(**{k: tf.convert_to_tensor(v, dtype=sig.inputs[k].dtype) for k, v in arrays.items()})
         except tf.errors.OpError as exc:
             raise ServingError(Code(exc.error_code), exc.message) from exc
         except (TypeError, ValueError) as exc:
             raise invalid(str(exc)) from exc
-        keys = output_filter or list(out)
-        return {k: out[k].numpy() for k in keys}
+        return {k: v.numpy() for k, v in out.items()}
+
+    def _scheduler(self, sig: Signature) -> BatchScheduler:
+        """The batch queue of this signature (server-side batching), made on first use."""
+        assert self._batching is not None
+        with self._schedulers_lock:
+            sched = self._schedulers.get(sig.name)
+            if sched is None:
+                sched = BatchScheduler(
+                    self._batching,
+                    lambda arrays: self._execute(sig, arrays),
+                    f"{self.model_name}-{self.version}-{sig.name}",
+                    self.model_name,
+                )
+                self._schedulers[sig.name] = sched
+            return sched
+
+    def close(self) -> None:
+        """Stop the batch threads (after the version is unloaded)."""
+        with self._schedulers_lock:
+            scheds, self._schedulers = list(self._schedulers.values()), {}
+        for sched in scheds:
+            sched.close()
 
     # -- load-time warmup ----------------------------------------------------------------------
     def warmup(self) -> int:
@@ -178,18 +213,27 @@ class Servable:
         return count
 
 
-def load(model_name: str, version: int, path: Path, enable_warmup: bool) -> Servable:
+def load(
+    model_name: str,
+    version: int,
+    path: Path,
+    enable_warmup: bool,
+    batching: BatchingOptions | None = None,
+) -> Servable:
     """Load a version or raise ServingError with the code TF Serving would report."""
     try:
-        servable = Servable(model_name, version, path)
-        if enable_warmup:
-            n = servable.warmup()
-            if n:
-                log.info(
-                    "Finished reading warmup data for model at %s. Number of warmup records read: %d.",
-                    path,
-                    n,
-                )
+        servable = Servable(model_name, version, path, batching)
+        try:
+            n = servable.warmup() if enable_warmup else 0
+        except BaseException:
+            servable.close()
+            raise
+        if n:
+            log.info(
+                "Finished reading warmup data for model at %s. Number of warmup records read: %d.",
+                path,
+                n,
+            )
         return servable
     except ServingError:
         raise

@@ -77,3 +77,13 @@ def test_bench_smoke_result_table_and_plot(smoke_result: dict, tmp_path: Path) -
     png = tmp_path / "plot.png"
     report.plot(again, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_bench_smoke_measures_model_server_batching(smoke_result: dict) -> None:
+    """Single-row dense requests at concurrency 32 straight to the model server, its own batching off
+    and on: both measured without errors."""
+    part = smoke_result["model_server_batching"]
+    for mode in ("batching_off", "batching_on"):
+        run = part[mode]
+        assert run["concurrency"] == 32 and run["requests"] > 0 and run["errors"] == 0, (mode, run)
+    assert part["throughput_on_vs_off"] > 0

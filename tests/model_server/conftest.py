@@ -4,7 +4,8 @@ By default every test runs against real ``python -m local_model_server`` process
 (ephemeral ports), serving versions written by the real exporter (the shared ``exported_models``
 fixture of tests/conftest.py). Set TFSERVING_REST_URL, TFSERVING_GRPC_TARGET and
 TFSERVING_MODEL_BASE_PATH (and TFSERVING_MODEL_NAME, default ``news``) to run the same tests against
-a real TensorFlow Serving instead; docs/local_model_server.md says how that server must be started."""
+a real TensorFlow Serving instead (TFSERVING_SERVER_BASE_PATH: the base path as that server sees it,
+for the config-reload cases); docs/local_model_server.md says how that server must be started."""
 
 from __future__ import annotations
 

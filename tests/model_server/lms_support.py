@@ -26,12 +26,21 @@ def publish_version(src: Path, base: Path, version: int) -> Path:
 class LocalServer:
     """``python -m local_model_server`` as a child process (devstack's), stopped with SIGTERM."""
 
-    def __init__(self, base: Path, log_path: Path, model_name: str = "news", *extra: str) -> None:
+    def __init__(
+        self,
+        base: Path,
+        log_path: Path,
+        model_name: str = "news",
+        *extra: str,
+        config_file: Path | None = None,
+    ) -> None:
+        """``extra``: more flags. ``config_file``: serve a --model_config_file instead of
+        --model_name/--model_base_path (``model_name`` is then what wait_ready checks)."""
         self.base = base
         self.model_name = model_name
         self.log_path = log_path
         self._proc: Proc = start_model_server(
-            base, model_name, None, *extra, log_file=log_path, log_mode="wb"
+            base, model_name, None, *extra, log_file=log_path, log_mode="wb", config_file=config_file
         )
         self.proc = self._proc.popen
         self.grpc_port, self.rest_port = self._proc.ports["grpc"], self._proc.ports["http"]
