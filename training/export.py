@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ def export_version(
     sample_texts: Sequence[str],
     extra_files: Sequence[Path] = (),
     version: int | None = None,
+    asset_files: Mapping[Path, bytes] | None = None,
 ) -> Path:
     """Assemble the version in a hidden temporary directory, then rename it to ``<out>/<name>/<v>``."""
     base = Path(out) / model_name
@@ -113,6 +114,8 @@ def export_version(
                 writer.write(record)
         for f in extra_files:
             shutil.copy2(f, tmp / "assets.extra" / f.name)
+        for rel, data in (asset_files or {}).items():  # e.g. assets/calibration.json
+            (tmp / rel).write_bytes(data)
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; the serving containers run as other users
         os.rename(tmp, final)
     except BaseException:
