@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 
 from preprocess_service.deps import require_api_key
 from preprocess_service.errors import Unauthorized
+from preprocess_service.schemas import ERRORS
 
 PAGE = resources.files("preprocess_service").joinpath("static/index.html").read_bytes()
 
@@ -30,7 +31,7 @@ async def require_key_for_page(request: Request) -> None:
         raise PageUnauthorized("this page needs the API key: give it as the password") from exc
 
 
-router = APIRouter(tags=["page"], dependencies=[Depends(require_key_for_page)])
+router = APIRouter(tags=["page"], dependencies=[Depends(require_key_for_page)], responses={401: ERRORS[401]})
 
 
 @router.get("/", response_class=HTMLResponse, summary="A page to try the model in a browser")
