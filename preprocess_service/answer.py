@@ -55,7 +55,7 @@ async def classify(
     batcher: Batcher,
     metrics: Metrics,
     *,
-    explain_max_terms: int = 32,
+    explain_max_terms: int = 16,
     unknown_label: str | None = None,
 ) -> list[Answer]:
     t0 = time.perf_counter()

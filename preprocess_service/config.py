@@ -39,7 +39,7 @@ class Settings(BaseSettings):
         description="label returned when the model abstains; unset: `label` is null (`abstained` is true)",
     )
     explain_max_terms: int = Field(
-        32, ge=1, le=512, description="heaviest terms occluded per explained text (one model row each)"
+        16, ge=1, le=512, description="heaviest terms occluded per explained text (one model row each)"
     )
     explain_max_texts: int = Field(8, ge=1, description="texts per request when `explain` is true")
     page_enabled: bool = Field(True, description="serve the try-it page at `/`")

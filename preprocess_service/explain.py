@@ -43,19 +43,20 @@ def without(row: Row, term_ids: set[int]) -> Row:
 def occlude(row: Row, max_terms: int) -> Occlusion:
     ids = np.asarray(row[0], dtype=np.int64)
     w = np.asarray(row[1], dtype=np.float64)
-    if not len(ids):
+    k = len(ids)
+    if not k:
         return Occlusion([], [])
     chosen = np.argsort(-w, kind="stable")[:max_terms]
-    total = float(w @ w)
-    rows: list[Row] = []
-    for j in chosen:
-        keep = np.ones(len(ids), dtype=bool)
-        keep[j] = False
-        rest = w[keep]
-        norm = np.sqrt(max(total - w[j] * w[j], 0.0)) if len(rest) else 0.0
-        # the vectorizer's L2 normalisation of what is left; a text whose only term is removed is empty
-        rows.append((ids[keep].tolist(), (rest / norm).tolist() if norm > 0 else []))
-    return Occlusion(ids[chosen].tolist(), rows)
+    if k == 1:  # the text's only term removed: an empty row
+        return Occlusion(ids[chosen].tolist(), [([], [])])
+    # one variant per chosen term, all at once: row i keeps every position but chosen[i]
+    keep = np.ones((len(chosen), k), dtype=bool)
+    keep[np.arange(len(chosen)), chosen] = False
+    var_ids = np.broadcast_to(ids, keep.shape)[keep].reshape(len(chosen), k - 1)
+    var_w = np.broadcast_to(w, keep.shape)[keep].reshape(len(chosen), k - 1)
+    # the vectorizer's L2 normalisation of what is left
+    var_w /= np.sqrt(np.maximum(float(w @ w) - w[chosen] ** 2, 1e-300))[:, None]
+    return Occlusion(ids[chosen].tolist(), list(zip(var_ids.tolist(), var_w.tolist(), strict=True)))
 
 
 def contributions(
