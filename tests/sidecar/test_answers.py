@@ -238,3 +238,11 @@ def test_openapi_documents_new_fields_with_examples(client: TestClient) -> None:
         assert pred[name]["description"], name
     assert schemas["TermContribution"]["properties"]["contribution"]["examples"]
     assert schemas["LegacyClassifyResponse"]["properties"]["prediction"]["examples"] == ["sports"]
+
+
+def test_occlusion_of_tiny_rows() -> None:
+    assert occlude(([], []), 16).rows == []
+    one = occlude(([7], [1.0]), 16)
+    assert one.term_ids == [7] and one.rows == [([], [])]
+    two = occlude(([3, 9], [0.6, 0.8]), 1)  # only the heaviest term is occluded
+    assert two.term_ids == [9] and two.rows[0][0] == [3] and two.rows[0][1] == pytest.approx([1.0])
