@@ -22,12 +22,18 @@ P99_RATIO_TARGET = 3.0  # explain p99 at most this multiple of plain classify's,
 
 
 def measure(
-    models: Path, name: str, docs: list[str], concurrency: int, duration_s: float, log_dir: Path
+    models: Path,
+    name: str,
+    docs: list[str],
+    concurrency: int,
+    duration_s: float,
+    log_dir: Path,
+    transport: str = "rest",
 ) -> dict:
     server = start_model_server(models, name, log_dir)
     try:
         wait_until(server, f"/v1/models/{name}", timeout=180)
-        sidecar = start_sidecar(models, name, server, log_dir)
+        sidecar = start_sidecar(models, name, server, log_dir, transport=transport)
         try:
             wait_until(sidecar, "/readyz", timeout=180)
             port = sidecar.ports["http"]
@@ -48,8 +54,9 @@ def measure(
         1e-9, out["classify"]["latency_ms"].get("p99", 0)
     )
     return {
-        "what": "sidecar (REST, micro-batching on) + local stand-in model server on 127.0.0.1, "
+        "what": f"sidecar ({transport}, micro-batching on) + local stand-in model server on 127.0.0.1, "
         "closed-loop load, test-split documents",
+        "transport": transport,
         "concurrency": concurrency,
         "duration_s": duration_s,
         **out,
@@ -70,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="bbc-news")
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--transport", choices=["rest", "grpc"], default="rest")
     p.add_argument("--out", type=Path, default=Path("bench/raw/explain.json"))
     args = p.parse_args(argv)
     version_dir = _ensure_model(args.models, args.model_name, args.dataset)
@@ -82,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     c, e = result["classify"]["latency_ms"], result["explain"]["latency_ms"]
     print(
-        f"explain latency ({args.dataset}, c={args.concurrency}): "
+        f"explain latency ({args.dataset}, {args.transport}, c={args.concurrency}): "
         f"classify p50 {c.get('p50')} p99 {c.get('p99')} ms; "
         f"explain p50 {e.get('p50')} p99 {e.get('p99')} ms; "
         f"p99 ratio {result['p99_ratio_explain_vs_classify']} (target <= {P99_RATIO_TARGET}); "
