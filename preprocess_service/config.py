@@ -35,6 +35,15 @@ class Settings(BaseSettings):
         None, description="file with one bearer token per line (a mounted Secret); re-read when it changes"
     )
     api_keys_reload_s: float = Field(1.0, gt=0, description="how often to look for a changed api_keys_file")
+    abstain_label: str | None = Field(
+        None,
+        description="label returned when the model abstains; unset: `label` is null (`abstained` is true)",
+    )
+    explain_max_terms: int = Field(
+        16, ge=1, le=512, description="heaviest terms occluded per explained text (one model row each)"
+    )
+    explain_max_texts: int = Field(8, ge=1, description="texts per request when `explain` is true")
+    page_enabled: bool = Field(True, description="serve the try-it page at `/`")
     log_request_text: bool = Field(False, description="log request texts (off: texts may be personal data)")
     log_level: str = "info"
     shutdown_grace_s: float = Field(20.0, ge=0, description="time to finish in-flight requests on SIGTERM")

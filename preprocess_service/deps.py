@@ -6,6 +6,8 @@ milliseconds of waiting for those threads to be scheduled). Keep them free of bl
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from typing import Annotated
 
@@ -47,14 +49,26 @@ async def current_model(registry: Annotated[Registry, Depends(get_registry)]) ->
     return model
 
 
+def presented_key(header: str) -> bytes:
+    """The key in ``Bearer <key>``, or the password of HTTP Basic credentials: a browser on the try-it
+    page asks for the key with its own Basic prompt and then sends it with every request it makes."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return token.strip().encode()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(token.strip(), validate=True).partition(b":")[2]
+        except (binascii.Error, ValueError):
+            return b""
+    return b""
+
+
 async def require_api_key(request: Request) -> None:
     api_keys: ApiKeys = request.app.state.api_keys
     keys = api_keys.current()
     if not keys:
         return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    presented = token.strip().encode() if scheme.lower() == "bearer" else b""
+    presented = presented_key(request.headers.get("authorization", ""))
     ok = False
     for key in keys:  # compare against every key, so timing says nothing about which one nearly matched
         ok |= hmac.compare_digest(presented, key.encode())

@@ -18,7 +18,7 @@ from preprocess_service.config import Settings, load_settings
 from preprocess_service.metrics import Metrics
 from preprocess_service.middleware import RequestContext
 from preprocess_service.registry import Registry
-from preprocess_service.routers import classify, health, model
+from preprocess_service.routers import classify, docs, health, model, page
 from preprocess_service.upstream import Upstream, make_upstream
 
 log = logging.getLogger("preprocess_service")
@@ -83,6 +83,8 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served with local assets by routers.docs: the CDN is out of reach in air gaps
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -90,6 +92,9 @@ def create_app(
     errors.install(app)
     for r in (classify.router, model.router, health.router):
         app.include_router(r)
+    if settings.page_enabled:
+        app.include_router(page.router)
+    docs.install(app)
     app.add_middleware(RequestContext, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -22,6 +22,7 @@ from contracts.modeldir import ModelDirError, load_labels, version_dirs
 from preprocess_service.metrics import Metrics
 from preprocess_service.upstream import Upstream
 from textvec import Vectorizer, VectorizerError
+from textvec.calibration import Calibration, load_calibration
 
 log = logging.getLogger("preprocess_service.registry")
 
@@ -34,6 +35,7 @@ class ModelVersion:
     vectorizer: Vectorizer
     labels: tuple[str, ...]
     metrics: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration = field(default_factory=Calibration)
 
 
 def load_version(name: str, path: Path) -> ModelVersion:
@@ -59,7 +61,9 @@ def load_version(name: str, path: Path) -> ModelVersion:
             log.warning("unreadable metrics.json", extra={"path": str(mpath)})
     if fingerprint and fingerprint != vec.fingerprint:
         raise ModelDirError(f"{path}: metrics.json belongs to another vectorizer")
-    return ModelVersion(name, int(path.name), path, vec, labels, metrics)
+    # calibration contract: absent = temperature 1 and never abstain (older versions); malformed = rejected
+    calibration = load_calibration(path, vec.fingerprint)
+    return ModelVersion(name, int(path.name), path, vec, labels, metrics, calibration)
 
 
 class Registry:

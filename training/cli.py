@@ -19,9 +19,19 @@ examples:
   python -m training train --dataset corpus/ --model-name mine --out models/   # corpus/<label>/*.txt
 
 The version is written to OUT/MODEL_NAME/VERSION/ (next integer unless --version), ready for
-TF Serving: SavedModel, assets/vectorizer.json, assets/labels.json, assets.extra/ (metrics.json,
+TF Serving: SavedModel, assets/vectorizer.json, assets/labels.json, assets/calibration.json
+(temperature and abstain threshold), assets.extra/ (metrics.json, reliability diagram,
 warmup requests, confusion matrix and training curve PNGs).
 """
+
+
+def _precision(value: str) -> float | None:
+    if value.lower() == "none":
+        return None
+    p = float(value)
+    if not 0 < p <= 1:
+        raise argparse.ArgumentTypeError(f"a precision in (0, 1] or 'none', got {value}")
+    return p
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--test-size", type=float, default=0.2, help="held-out test share (default: 0.2)")
     d.add_argument(
         "--val-size", type=float, default=0.1, help="validation share for early stopping (default: 0.1)"
+    )
+    d.add_argument(
+        "--target-precision",
+        type=_precision,
+        default=0.99,
+        help="abstain below the confidence at which validation answers reach this precision; "
+        "'none' never abstains (default: 0.99)",
     )
     o = t.add_argument_group("output")
     o.add_argument("--model-name", required=True, help="model name, as TF Serving will serve it")
@@ -91,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         label_column=args.label_column,
         test_size=args.test_size,
         val_size=args.val_size,
+        target_precision=args.target_precision,
         features=FeatureConfig(args.analyzer, args.ngram_max, args.min_df, args.max_features),
         train=TrainConfig(
             hidden=args.hidden,

@@ -7,7 +7,7 @@ one step), so a poller never sees half of it."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,7 @@ def export_version(
     sample_texts: Sequence[str],
     extra_files: Sequence[Path] = (),
     version: int | None = None,
+    asset_files: Mapping[Path, bytes] | None = None,
 ) -> Path:
     """Assemble the version in a hidden temporary directory, then rename it to ``<out>/<name>/<v>``."""
     base = Path(out) / model_name
@@ -110,6 +111,8 @@ def export_version(
                 writer.write(record)
         for f in extra_files:
             shutil.copy2(f, tmp / modeldir.ASSETS_EXTRA / f.name)
+        for rel, data in (asset_files or {}).items():  # e.g. assets/calibration.json
+            (tmp / rel).write_bytes(data)
         modeldir.publish(tmp, base, version)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -6,13 +6,14 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from textvec.calibration import CALIBRATION
 from training.cleaning import deduplicate
 from training.datasets import Dataset, check_trainable, load_dataset
 from training.features import FeatureConfig, fit
@@ -28,6 +29,8 @@ class RunConfig:
     label_column: str = "label"
     test_size: float = 0.2
     val_size: float = 0.1
+    # abstain threshold: the lowest confidence at which validation answers reach this precision
+    target_precision: float | None = 0.99
     features: FeatureConfig = field(default_factory=FeatureConfig)
     train: Any = None  # training.model.TrainConfig (imported lazily: TensorFlow is slow to import)
 
@@ -61,7 +64,7 @@ def split(ds: Dataset, labels: list[str], test_size: float, val_size: float, see
 
 
 def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
-    from training import export
+    from training import calibration, export
     from training import model as net
     from training.evaluate import evaluate, plot_confusion, plot_history
 
@@ -99,12 +102,21 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
 
     probs = net.predict_proba(keras_model, rows["test"])
     report = evaluate(parts["test"].y, probs, labels)
+    val_probs = net.predict_proba(keras_model, rows["validation"])
+    cal = calibration.fit(val_probs, parts["validation"].y, cfg.target_precision)
+    cal = replace(cal, vectorizer_fingerprint=vec.fingerprint)
+    cal_report = calibration.report(cal, probs, parts["test"].y, len(parts["validation"].y))
+    emit(
+        f"calibration: temperature {cal.temperature:.3f}, test ECE {cal_report['test_ece_before']:.4f} -> "
+        f"{cal_report['test_ece_after']:.4f}; abstain below {cal.abstain_threshold} "
+        f"(test coverage {cal_report['abstain']['coverage']:.3f}, "
+        f"accuracy answered {cal_report['abstain']['accuracy_answered']})"
+    )
     metrics: dict[str, Any] = {
         "dataset": ds.name,
         "test": report,
-        "validation_accuracy": float(
-            (net.predict_proba(keras_model, rows["validation"]).argmax(1) == parts["validation"].y).mean()
-        ),
+        "validation_accuracy": float((val_probs.argmax(1) == parts["validation"].y).mean()),
+        "calibration": cal_report,
         "data_cleaning": ds.stats,
         "split_sizes": {k: len(v.texts) for k, v in parts.items()},
         "features": {
@@ -130,6 +142,9 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
         files = [
             plot_confusion(report, Path(plots) / "confusion_matrix.png", f"{title}: test confusion matrix"),
             plot_history(history, Path(plots) / "training_curve.png", f"{title}: training"),
+            calibration.plot_reliability(
+                probs, parts["test"].y, cal, Path(plots) / "reliability_diagram.png", f"{title}: reliability"
+            ),
         ]
         version_dir = export.export_version(
             model=keras_model,
@@ -141,6 +156,7 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
             sample_texts=parts["validation"].texts[:8],
             extra_files=files,
             version=cfg.version,
+            asset_files={CALIBRATION: cal.to_json(fitted_on=cal_report["fitted_on"])},
         )
     metrics["total_seconds"] = round(time.perf_counter() - started, 2)
     emit(

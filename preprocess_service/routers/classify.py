@@ -7,16 +7,22 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, Depends, Request
 
-from preprocess_service import pipeline
+from preprocess_service import answer
 from preprocess_service.deps import BatcherDep, MetricsDep, ModelDep, SettingsDep, require_api_key
 from preprocess_service.errors import InvalidInput
+from preprocess_service.postprocess import Answer, Options
+from preprocess_service.registry import ModelVersion
 from preprocess_service.schemas import (
     ERRORS,
     ClassifyRequest,
     ClassifyResponse,
+    Explanation,
+    LabelScore,
     LegacyClassifyRequest,
     LegacyClassifyResponse,
     ModelRef,
+    Prediction,
+    TermContribution,
 )
 
 router = APIRouter(tags=["classify"], dependencies=[Depends(require_api_key)], responses=ERRORS)
@@ -35,6 +41,38 @@ def check_limits(texts: Sequence[str], max_texts: int, max_chars: int) -> None:
             raise InvalidInput(f"text {i} contains a NUL character")
 
 
+def check_options(body: ClassifyRequest, n_texts: int, model: ModelVersion, explain_max_texts: int) -> None:
+    n_labels = len(model.labels)
+    if body.top_k is not None and body.top_k > n_labels:
+        raise InvalidInput(f"top_k is {body.top_k} but the model has only {n_labels} labels")
+    if body.explain and n_texts > explain_max_texts:
+        raise InvalidInput(
+            f"explain is limited to {explain_max_texts} texts per request (each costs one model row per "
+            f"term); this request has {n_texts}: split it, or ask without explain"
+        )
+
+
+def to_prediction(a: Answer) -> Prediction:
+    return Prediction(
+        label=a.label,
+        score=a.score,
+        abstained=a.abstained,
+        probabilities=a.probabilities,
+        top_k=[LabelScore(label=lbl, score=s) for lbl, s in a.top_k] if a.top_k is not None else None,
+        explanation=(
+            Explanation(
+                label=a.top_label,
+                terms=[
+                    TermContribution(term=t.term, contribution=t.contribution, weight=t.weight)
+                    for t in a.explanation
+                ],
+            )
+            if a.explanation is not None
+            else None
+        ),
+    )
+
+
 def _log_texts(request: Request, settings: SettingsDep, texts: Sequence[str]) -> None:
     if settings.log_request_text:
         log.info("request texts", extra={"request_id": request.state.request_id, "texts": list(texts)})
@@ -51,12 +89,22 @@ async def classify(
 ) -> ClassifyResponse:
     texts = body.items
     check_limits(texts, settings.max_texts, settings.max_chars)
+    check_options(body, len(texts), model, settings.explain_max_texts)
     _log_texts(request, settings, texts)
     request.state.n_texts = len(texts)
-    preds = await pipeline.classify(model, texts, body.return_probabilities, batcher, metrics)
+    opts = Options(body.return_probabilities, body.top_k, body.min_confidence, body.explain)
+    answers = await answer.classify(
+        model,
+        texts,
+        opts,
+        batcher,
+        metrics,
+        explain_max_terms=settings.explain_max_terms,
+        unknown_label=settings.abstain_label,
+    )
     return ClassifyResponse(
         model=ModelRef(name=model.name, version=model.version),
-        predictions=preds,
+        predictions=[to_prediction(a) for a in answers],
     )
 
 
@@ -74,5 +122,13 @@ async def classify_legacy(
     check_limits([body.text], 1, settings.max_chars)
     _log_texts(request, settings, [body.text])
     request.state.n_texts = 1
-    (pred,) = await pipeline.classify(model, [body.text], False, batcher, metrics)
-    return LegacyClassifyResponse(label=pred.label, score=pred.score, model=model.name, version=model.version)
+    (a,) = await answer.classify(model, [body.text], Options(), batcher, metrics)
+    # the seed's clients expect a label string every time: the top class is given even when abstaining
+    return LegacyClassifyResponse(
+        prediction=a.top_label,
+        label=a.top_label,
+        score=a.score,
+        abstained=a.abstained,
+        model=model.name,
+        version=model.version,
+    )

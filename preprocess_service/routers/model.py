@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from preprocess_service.deps import ModelDep, require_api_key
-from preprocess_service.schemas import ERRORS, ModelInfo
+from preprocess_service.schemas import ERRORS, CalibrationInfo, ModelInfo
 
 router = APIRouter(tags=["model"], dependencies=[Depends(require_api_key)], responses=ERRORS)
 
@@ -22,4 +22,9 @@ async def model_info(model: ModelDep) -> ModelInfo:
         ngram_range=vec.ngram_range,
         n_features=vec.n_features,
         metrics=model.metrics,
+        calibration=CalibrationInfo(
+            temperature=model.calibration.temperature,
+            abstain_threshold=model.calibration.abstain_threshold,
+            target_precision=model.calibration.target_precision,
+        ),
     )

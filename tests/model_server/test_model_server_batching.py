@@ -75,7 +75,7 @@ def test_batching_concurrent_variable_length_rows_answer_as_unbatched(
 ) -> None:
     """32 clients at once, each one row of its own length k: padded into shared batches, each client
     still gets exactly the unbatched answer for its row."""
-    from training.export import predict_exported
+    from tests.reference import predict_exported
 
     src = batched.base_path / "1"
     n_rows = len(sample["ids"])

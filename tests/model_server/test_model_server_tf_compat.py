@@ -113,8 +113,8 @@ def models(
 def test_tf_compat_model_loads_and_predicts_identically_on_serving_tensorflow(
     kind: str, models: dict[str, tuple[Path, list[str]]], tmp_path: Path
 ) -> None:
+    from tests.reference import predict_exported
     from textvec import Vectorizer
-    from training.export import predict_exported
 
     py = _venv()
     version_dir, texts = models[kind]

@@ -1,0 +1,74 @@
+"""One classify request as three timed steps (``sidecar_step_duration_seconds``), KServe-transformer
+style: preprocess (texts -> sparse rows, plus occluded variants when explaining), predict (all rows in
+one batched upstream call to the pinned version), postprocess (calibrate, abstain, top-k, explain)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from preprocess_service import explain
+from preprocess_service.batching import Batcher
+from preprocess_service.metrics import Metrics
+from preprocess_service.pipeline import preprocess
+from preprocess_service.postprocess import Answer, Options, answer_row, calibrate
+from preprocess_service.registry import ModelVersion
+
+Row = tuple[list[int], list[float]]
+
+
+def occlusions(rows: Sequence[Row], max_terms: int) -> list[explain.Occlusion]:
+    return [explain.occlude(row, max_terms) for row in rows]
+
+
+def postprocess(
+    model: ModelVersion,
+    rows: Sequence[Row],
+    probs: np.ndarray,
+    occl: list[explain.Occlusion] | None,
+    opts: Options,
+    unknown_label: str | None,
+) -> list[Answer]:
+    cal = calibrate(model, probs)
+    n = len(rows)
+    answers = [answer_row(model, cal[i], opts, unknown_label) for i in range(n)]
+    if occl is None:
+        return answers
+    start = n
+    out = []
+    for i, (a, o) in enumerate(zip(answers, occl, strict=True)):
+        variants = cal[start : start + len(o.rows)]
+        start += len(o.rows)
+        cls = int(cal[i].argmax())
+        terms = explain.contributions(cal[i], variants, cls, o, rows[i], model.vectorizer.vocabulary)
+        out.append(replace(a, explanation=terms))
+    return out
+
+
+async def classify(
+    model: ModelVersion,
+    texts: Sequence[str],
+    opts: Options,
+    batcher: Batcher,
+    metrics: Metrics,
+    *,
+    explain_max_terms: int = 16,
+    unknown_label: str | None = None,
+) -> list[Answer]:
+    t0 = time.perf_counter()
+    rows = preprocess(model, texts)
+    occl = occlusions(rows, explain_max_terms) if opts.explain else None
+    batch = list(rows) + [v for o in occl for v in o.rows] if occl else rows
+    t1 = time.perf_counter()
+    probs = await batcher.submit(model.version, batch)
+    t2 = time.perf_counter()
+    result = postprocess(model, rows, probs, occl, opts, unknown_label)
+    t3 = time.perf_counter()
+    step = metrics.step_seconds
+    step.labels("preprocess").observe(t1 - t0)
+    step.labels("predict").observe(t2 - t1)
+    step.labels("postprocess").observe(t3 - t2)
+    return result
