@@ -10,14 +10,17 @@ from dataclasses import replace
 
 import numpy as np
 
+from contracts.signature import Row
 from preprocess_service import explain
 from preprocess_service.batching import Batcher
 from preprocess_service.metrics import Metrics
-from preprocess_service.pipeline import preprocess
 from preprocess_service.postprocess import Answer, Options, answer_row, calibrate
 from preprocess_service.registry import ModelVersion
 
-Row = tuple[list[int], list[float]]
+
+def preprocess(model: ModelVersion, texts: Sequence[str]) -> list[Row]:
+    """Texts -> sparse rows with the pinned version's own vectorizer (one vectorizer, two users)."""
+    return [model.vectorizer.transform_one(t) for t in texts]
 
 
 def occlusions(rows: Sequence[Row], max_terms: int) -> list[explain.Occlusion]:
