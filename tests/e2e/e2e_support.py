@@ -142,7 +142,7 @@ class Release:
             if doc.get("kind") != "PersistentVolumeClaim":
                 continue
             claim = doc["metadata"]["name"]
-            pv_name = f"{self.namespace}-{claim}"[:63]
+            pv_name = f"{self.namespace}-{claim}"[:63].rstrip("-.")
             spec = doc["spec"]
             pv = client.V1PersistentVolume(
                 metadata=client.V1ObjectMeta(name=pv_name, labels={"e2e.text-classifier.io/static": "true"}),

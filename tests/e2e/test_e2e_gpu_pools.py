@@ -184,10 +184,21 @@ def test_longest_release_name_installs_and_upgrades(
     rel = release_factory(name, [], ["training.enabled=true", "networkPolicy.allowSameNamespace=false"])
     rel.install()
     rel.wait_ready(2)
+    batch = client.BatchV1Api(cluster.api)
+
+    def jobs() -> list[str]:
+        return sorted(j.metadata.name for j in batch.list_namespaced_job(rel.namespace).items)
+
+    (first,) = jobs()
+    assert first.endswith("-train-1") and len(first) <= 63, first
+    # The upgrade creates the next revision's Job (a Job's template is immutable: reusing the name would
+    # fail); Helm removes the previous revision's, which is no longer in the release.
     upgrade = ["helm", "upgrade", rel.name, str(CHART), "-n", rel.namespace, *rel.helm_args()]
     run([*upgrade, "--wait", "--timeout", "180s"])
-    jobs = client.BatchV1Api(cluster.api).list_namespaced_job(rel.namespace).items
-    names = sorted(j.metadata.name for j in jobs)
-    assert len(names) == 2 and names[0].endswith("-train-1") and names[1].endswith("-train-2"), names
-    assert all(len(n) <= 63 for n in names)
+    (second,) = wait_until(
+        "the second revision's Job alone",
+        lambda: jobs() if len(jobs()) == 1 and jobs() != [first] else None,
+        60,
+    )
+    assert second == first.removesuffix("-1") + "-2", (first, second)
     run(["helm", "test", rel.name, "-n", rel.namespace, "--timeout", "120s"])
