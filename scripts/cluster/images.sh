@@ -108,7 +108,7 @@ busybox_base() {
 }
 
 app_key() { # hash of the build inputs of the Python images
-  (cd "$repo" && cat docker/Dockerfile.sidecar docker/Dockerfile.trainer docker/e2e/Dockerfile.standin \
+  (cd "$repo" && cat docker/Dockerfile.sidecar docker/Dockerfile.trainer docker/e2e/* \
      .dockerignore pyproject.toml README.md requirements/lock.txt \
      $(git ls-files textvec training preprocess_service local_model_server) ) | hash_of
 }
@@ -121,7 +121,8 @@ build_all() {
   SIDECAR_IMAGE="$PREFIX/sidecar:$key"; TRAINER_IMAGE="$PREFIX/trainer:$key"; STANDIN_IMAGE="$PREFIX/tfserving-standin:$key"
   have "$SIDECAR_IMAGE" || bud "$SIDECAR_IMAGE" docker/Dockerfile.sidecar --build-arg "PYTHON_IMAGE=$PYTHON_BASE"
   have "$TRAINER_IMAGE" || bud "$TRAINER_IMAGE" docker/Dockerfile.trainer --build-arg "PYTHON_IMAGE=$PYTHON_BASE"
-  have "$STANDIN_IMAGE" || bud "$STANDIN_IMAGE" docker/e2e/Dockerfile.standin --build-arg "TRAINER_IMAGE=$TRAINER_IMAGE"
+  have "$STANDIN_IMAGE" || bud "$STANDIN_IMAGE" docker/e2e/Dockerfile.standin \
+    --ignorefile docker/e2e/Dockerfile.standin.dockerignore --build-arg "TRAINER_IMAGE=$TRAINER_IMAGE"
   cat >"$IMAGE_CACHE/images.env" <<ENV
 PAUSE_IMAGE=$PAUSE_IMAGE
 BUSYBOX_IMAGE=$BUSYBOX_BASE
