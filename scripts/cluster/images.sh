@@ -75,7 +75,7 @@ python_base() {
   local c; c="$(bh from scratch)"
   bh copy "$c" "$rootfs" / >/dev/null
   bh config --env LANG=C.UTF-8 --cmd python3 "$c"
-  bh commit --rm "$c" "$image" >/dev/null
+  bh commit --quiet --rm "$c" "$image" >/dev/null
   rm -rf "$rootfs"
   log "base $image in $((SECONDS - t))s"
 }
@@ -98,27 +98,34 @@ busybox_base() {
   printf 'root:x:0:\napp:x:10001:\n' >"$dir/root/etc/group"
   chmod 1777 "$dir/root/tmp"
   c="$(bh from scratch)"; bh copy "$c" "$dir/root" / >/dev/null
-  bh config --env PATH=/bin --cmd /bin/sh "$c"; bh commit --rm "$c" "$BUSYBOX_BASE" >/dev/null
+  bh config --env PATH=/bin --cmd /bin/sh "$c"; bh commit --quiet --rm "$c" "$BUSYBOX_BASE" >/dev/null
   # Pod sandbox: sleeps until told to stop (a shell as PID 1 only acts on signals it traps).
   c="$(bh from "$BUSYBOX_BASE")"
   bh config --entrypoint '["/bin/sh","-c","trap \"exit 0\" TERM INT; while :; do sleep 3600 & wait $!; done"]' --cmd '' --user 65535:65535 "$c"
-  bh commit --rm "$c" "$PAUSE_IMAGE" >/dev/null
+  bh commit --quiet --rm "$c" "$PAUSE_IMAGE" >/dev/null
   rm -rf "$dir"
   log "busybox/pause bases in $((SECONDS - t))s"
 }
 
-app_key() { # hash of the build inputs of the Python images
-  (cd "$repo" && cat docker/Dockerfile.sidecar docker/Dockerfile.trainer docker/e2e/* \
-     .dockerignore pyproject.toml README.md requirements/lock.txt \
-     $(git ls-files textvec training preprocess_service local_model_server) ) | hash_of
+# Cache keys: content hashes of what each image is built from (README.md is left out on purpose: it only
+# becomes the package's long description, and docs edits must not rebuild TensorFlow images).
+py_inputs() {
+  (cd "$repo" && cat .dockerignore pyproject.toml requirements/lock.txt \
+     $(git ls-files textvec training preprocess_service | grep -v '/__pycache__/'))
+}
+image_key() { # <dockerfile> [extra files...]
+  { printf '%s\n' "$PYTHON_BASE"; py_inputs; (cd "$repo" && cat "$@"); } | hash_of
 }
 
 build_all() {
   mkdir -p "$IMAGE_CACHE/logs"
   python_base
   busybox_base
-  local key; key="$(app_key)-$(printf '%s' "$PYTHON_BASE" | hash_of | cut -c1-6)"
-  SIDECAR_IMAGE="$PREFIX/sidecar:$key"; TRAINER_IMAGE="$PREFIX/trainer:$key"; STANDIN_IMAGE="$PREFIX/tfserving-standin:$key"
+  SIDECAR_IMAGE="$PREFIX/sidecar:$(image_key docker/Dockerfile.sidecar)"
+  TRAINER_IMAGE="$PREFIX/trainer:$(image_key docker/Dockerfile.trainer)"
+  STANDIN_IMAGE="$PREFIX/tfserving-standin:$(image_key docker/Dockerfile.trainer docker/e2e/Dockerfile.standin \
+    docker/e2e/Dockerfile.standin.dockerignore docker/e2e/tensorflow_model_server \
+    $(cd "$repo" && git ls-files local_model_server))"
   have "$SIDECAR_IMAGE" || bud "$SIDECAR_IMAGE" docker/Dockerfile.sidecar --build-arg "PYTHON_IMAGE=$PYTHON_BASE"
   have "$TRAINER_IMAGE" || bud "$TRAINER_IMAGE" docker/Dockerfile.trainer --build-arg "PYTHON_IMAGE=$PYTHON_BASE"
   have "$STANDIN_IMAGE" || bud "$STANDIN_IMAGE" docker/e2e/Dockerfile.standin \

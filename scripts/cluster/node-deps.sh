@@ -7,9 +7,10 @@
 #   iptables, conntrack              kube-proxy's iptables mode
 #   buildah, debootstrap             images from the repository's Dockerfiles, bases from Debian packages
 #   nftables, iproute2, socat, ethtool   the bridge, port-forward and kubelet's host checks
+#   dnsmasq-base                     the node's cluster DNS: Service names from a hosts file (node-up.sh)
 set -euo pipefail
 PACKAGES=(containerd runc containernetworking-plugins iptables conntrack buildah debootstrap nftables iproute2 socat
-  ethtool openssl curl)
+  ethtool openssl curl dnsmasq-base)
 log() { printf '[node-deps %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 missing=()
 for p in "${PACKAGES[@]}"; do

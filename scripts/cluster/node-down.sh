@@ -20,6 +20,8 @@ stop_pid() { # <name>
 
 [[ -d "$NODE_STATE" ]] || { log "no node state in $NODE_STATE"; exit 0; }
 stop_pid traefik
+stop_pid dns-sync
+stop_pid dnsmasq
 stop_pid kube-proxy
 stop_pid kubelet
 

@@ -59,7 +59,7 @@ iptables -A TC-E2E-GUARD -o "$BRIDGE" -j DROP
 iptables -I FORWARD 1 -j TC-E2E-GUARD
 echo 1 >/proc/sys/net/ipv4/ip_forward
 echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
-# Pods resolve no names (there is no cluster DNS): an empty resolver list keeps them from asking the host's.
+# Pods get only the node's cluster DNS (node-dns.sh), never the host's resolvers.
 printf 'options ndots:1\n' >"$NODE_STATE/resolv.conf"
 
 # ---------------------------------------------------------------- certificates (signed by the test cluster's CA)
@@ -150,7 +150,7 @@ launch containerd containerd --config "$NODE_STATE/containerd.toml"
 wait_for containerd 60 ctr --address "$CONTAINERD_SOCK" version
 
 # Images: import each archive unless containerd's (cached) store already has it.
-for var in PAUSE_IMAGE BUSYBOX_IMAGE SIDECAR_IMAGE TRAINER_IMAGE STANDIN_IMAGE; do
+for var in ${E2E_NODE_IMAGE_VARS:-PAUSE_IMAGE BUSYBOX_IMAGE SIDECAR_IMAGE TRAINER_IMAGE STANDIN_IMAGE}; do
   ref="${!var}"
   if ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q | grep -qx "$ref"; then continue; fi
   t=$SECONDS
@@ -190,6 +190,7 @@ failCgroupV1: false
 failSwapOn: false
 resolvConf: $NODE_STATE/resolv.conf
 clusterDomain: cluster.local
+clusterDNS: ["$NODE_IP"]
 serializeImagePulls: false
 # A shared CI disk: image garbage collection and disk-pressure eviction would only make the test flaky.
 imageGCHighThresholdPercent: 100
@@ -226,6 +227,14 @@ conntrack: {maxPerCore: 0, min: 0}
 YAML
 launch kube-proxy "$NODE_BIN_DIR/kube-proxy" --config "$NODE_STATE/kube-proxy.yaml" --v=1
 wait_for "kube-proxy healthz" 60 curl -fsS "http://127.0.0.1:$P_PROXY_HEALTH/healthz"
+
+# ---------------------------------------------------------------- cluster DNS (dnsmasq from the Service list)
+: >"$NODE_STATE/svc-hosts"
+launch dnsmasq dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces \
+  --listen-address="$NODE_IP" --port=53 --addn-hosts="$NODE_STATE/svc-hosts" \
+  --pid-file="$NODE_STATE/dnsmasq.pid" --user=root --log-facility=- --no-dhcp-interface="$BRIDGE"
+launch dns-sync "$here/node-dns.sh" sync "$NODE_STATE/svc-hosts" "$NODE_STATE/dnsmasq.pid"
+wait_for "cluster DNS (kubernetes.default)" 30 grep -q ' kubernetes.default.svc ' "$NODE_STATE/svc-hosts"
 
 # ---------------------------------------------------------------- Traefik (Ingress controller)
 "$here/ingress-up.sh"

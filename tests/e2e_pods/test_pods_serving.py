@@ -141,7 +141,8 @@ def test_drain_is_held_by_the_pod_disruption_budget(release: Release, load: Load
 def test_training_job_writes_next_version_and_pods_switch(release: Release, load: Load) -> None:
     # helm upgrade: a new revision runs a new training Job in the trainer image (and keeps the release's
     # values); it writes version 2 to the PVC, and the serving pods load it and switch under load.
-    release.helm("upgrade", release.name, str(CHART), "--reuse-values")
+    # --force-conflicts: kubectl (set image, rollout undo) owns the image fields now; docs/e2e.md, Findings.
+    release.helm("upgrade", release.name, str(CHART), "--reuse-values", "--force-conflicts")
     job = f"job/{release.fullname}-train-2"
     kubectl("wait", "-n", release.namespace, "--for=condition=Complete", job, "--timeout=900s", timeout=960)
     assert release.versions_on_volume() == [1, 2]
@@ -154,7 +155,7 @@ def test_training_job_writes_next_version_and_pods_switch(release: Release, load
 
 
 def test_helm_rollback_under_load(release: Release, load: Load) -> None:
-    release.helm("rollback", release.name, "1", "--wait", "--timeout", "10m", timeout=660)
+    release.helm("rollback", release.name, "1", "--force-conflicts", "--wait", "--timeout", "10m", timeout=660)
     history = release.helm("history", release.name, "-o", "json").stdout
     assert json.loads(history)[-1]["status"] == "deployed"
     wait_until("2 Ready serving pods after rollback", lambda: len(release.ready_serving_pods()) == 2, timeout=300)
