@@ -33,7 +33,7 @@ new_module() { # <dir> <module name>
 # k8s.io/kubernetes $K8S_VERSION (its go.sum and the module cache then make a rebuild incremental).
 k8s_wrapper_module() {
   local mod="$1"
-  if grep -qx "require k8s.io/kubernetes $K8S_VERSION" "$mod/go.mod" 2>/dev/null && [[ -s "$mod/go.sum" ]]; then
+  if grep -Eq "^[[:space:]]*(require[[:space:]]+)?k8s\.io/kubernetes $K8S_VERSION([[:space:]]|$)" "$mod/go.mod" 2>/dev/null && [[ -s "$mod/go.sum" ]]; then
     log "kubernetes $K8S_VERSION: reusing wrapper module $mod"
     return 0
   fi

@@ -14,6 +14,7 @@
 #
 #   scripts/cluster/images.sh build     build what is missing (keys are content hashes of the inputs)
 #   scripts/cluster/images.sh export D  write each image as D/<name>.tar (OCI archive) and D/images.env
+#   scripts/cluster/images.sh refs      print the application images' names for the current sources
 #
 # Storage: buildah's vfs store under $IMAGE_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/text-classifier/images),
 # outside the repository. Needs root and the Debian packages from scripts/cluster/node-deps.sh.
@@ -26,6 +27,7 @@ IMAGE_CACHE="${IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/text-classifier/imag
 PREFIX="localhost/text-classifier-e2e"
 DEBIAN_SUITE="${DEBIAN_SUITE:-bookworm}"
 BASE_PACKAGES="python3.11,python3.11-venv,python3-venv,python-is-python3,ca-certificates,passwd"
+BASE_RECIPE=1   # bump when python_base() changes what goes into the base image
 
 log() { printf '[images %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -59,7 +61,7 @@ bud() { # <image> <dockerfile> [build args...]
 
 python_base() {
   local key image rootfs t
-  key="$(printf '%s %s %s\n' "$DEBIAN_SUITE" "$BASE_PACKAGES" "$(sha256sum "$0" | cut -c1-8)" | hash_of)"
+  key="$(printf '%s %s %s\n' "$DEBIAN_SUITE" "$BASE_PACKAGES" "$BASE_RECIPE" | hash_of)"
   image="$PREFIX/python:3.11-$DEBIAN_SUITE-$key"
   PYTHON_BASE="$image"
   have "$image" && { log "cached $image"; return; }
@@ -117,15 +119,19 @@ image_key() { # <dockerfile> [extra files...]
   { printf '%s\n' "$PYTHON_BASE"; py_inputs; (cd "$repo" && cat "$@"); } | hash_of
 }
 
-build_all() {
-  mkdir -p "$IMAGE_CACHE/logs"
-  python_base
-  busybox_base
+image_refs() { # the application images' names for the current sources (PYTHON_BASE set)
   SIDECAR_IMAGE="$PREFIX/sidecar:$(image_key docker/Dockerfile.sidecar)"
   TRAINER_IMAGE="$PREFIX/trainer:$(image_key docker/Dockerfile.trainer)"
   STANDIN_IMAGE="$PREFIX/tfserving-standin:$(image_key docker/Dockerfile.trainer docker/e2e/Dockerfile.standin \
     docker/e2e/Dockerfile.standin.dockerignore docker/e2e/tensorflow_model_server \
     $(cd "$repo" && git ls-files local_model_server))"
+}
+
+build_all() {
+  mkdir -p "$IMAGE_CACHE/logs"
+  python_base
+  busybox_base
+  image_refs
   have "$SIDECAR_IMAGE" || bud "$SIDECAR_IMAGE" docker/Dockerfile.sidecar --build-arg "PYTHON_IMAGE=$PYTHON_BASE"
   have "$TRAINER_IMAGE" || bud "$TRAINER_IMAGE" docker/Dockerfile.trainer --build-arg "PYTHON_IMAGE=$PYTHON_BASE"
   have "$STANDIN_IMAGE" || bud "$STANDIN_IMAGE" docker/e2e/Dockerfile.standin \
@@ -158,6 +164,7 @@ export_all() { # <dir>: OCI archives for `ctr images import`, named by image
 
 case "${1:-}" in
   build) build_all ;;
+  refs) python_base >/dev/null 2>&1; image_refs; printf '%s\n' "$SIDECAR_IMAGE" "$TRAINER_IMAGE" "$STANDIN_IMAGE" ;;
   export) [[ $# -eq 2 ]] || die "usage: $0 export DIR"; export_all "$2" ;;
   *) die "usage: $0 build | export DIR" ;;
 esac

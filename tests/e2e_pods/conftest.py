@@ -54,7 +54,7 @@ kind: PersistentVolume
 metadata: {{name: e2e-pods-models}}
 spec:
   capacity: {{storage: 1Gi}}
-  accessModes: [ReadWriteMany]
+  accessModes: [ReadWriteOnce]
   persistentVolumeReclaimPolicy: Retain
   storageClassName: e2e-local
   local: {{path: "{path}"}}
