@@ -1,4 +1,4 @@
-"""Fixtures of the real-node tests (`make e2e-pods`): one Helm release on the real node, reached through Traefik.
+"""Fixtures of the real-node tests (`make e2e-pods`): one Helm release on the real node, behind Traefik.
 
 The release is installed once per session, in the CPU scenario with the model on a PVC bound to a local
 PersistentVolume on the real node; its training Job writes the first model version in the trainer image.
@@ -37,7 +37,9 @@ def node_name(ingress_url: str) -> str:
     name = env("E2E_NODE_NAME")
     node = kjson("get", "node", name)
     assert node["metadata"]["labels"].get("e2e.text-classifier.io/pool") == "cpu"
-    assert "kwok.x-k8s.io/node" not in node["metadata"].get("annotations", {}), "the real node is not a KWOK node"
+    assert "kwok.x-k8s.io/node" not in node["metadata"].get("annotations", {}), (
+        "the real node is not a KWOK node"
+    )
     return name
 
 
@@ -79,8 +81,15 @@ def release(node_name: str) -> Iterator[Release]:
     rel.helm("install", RELEASE, str(CHART), "-f", str(VALUES), *rel.image_args())
     # The first training Job writes version 1; the serving pods become Ready through their real probes.
     job = kjson("get", "jobs", "-n", NAMESPACE, "-l", f"app.kubernetes.io/instance={RELEASE}")["items"][0]
-    kubectl("wait", "-n", NAMESPACE, "--for=condition=Complete", f"job/{job['metadata']['name']}", "--timeout=900s",
-            timeout=960)
+    kubectl(
+        "wait",
+        "-n",
+        NAMESPACE,
+        "--for=condition=Complete",
+        f"job/{job['metadata']['name']}",
+        "--timeout=900s",
+        timeout=960,
+    )
     assert rel.versions_on_volume() == [1], f"the training Job wrote {rel.versions_on_volume()}"
     wait_until("2 Ready serving pods", lambda: len(rel.ready_serving_pods()) == 2, timeout=600, interval=3)
     yield rel

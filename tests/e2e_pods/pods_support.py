@@ -51,7 +51,9 @@ def kubectl(*args: str, timeout: float = 300, check: bool = True) -> subprocess.
 
 
 def apply(manifest: str) -> None:
-    proc = subprocess.run(["kubectl", "apply", "-f", "-"], input=manifest, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["kubectl", "apply", "-f", "-"], input=manifest, capture_output=True, text=True, timeout=120
+    )
     if proc.returncode != 0:
         raise AssertionError(f"kubectl apply failed:\n{proc.stderr}\n{manifest}")
 
@@ -112,7 +114,11 @@ class Release:
 
     def versions_on_volume(self, model: str = "news") -> list[int]:
         base = self.volume / model
-        return sorted(int(d.name) for d in base.iterdir() if d.is_dir() and d.name.isdigit()) if base.is_dir() else []
+        return (
+            sorted(int(d.name) for d in base.iterdir() if d.is_dir() and d.name.isdigit())
+            if base.is_dir()
+            else []
+        )
 
     def labels_of(self, version: int, model: str = "news") -> set[str]:
         data = json.loads((self.volume / model / str(version) / "assets" / "labels.json").read_text())
@@ -131,7 +137,9 @@ class LoadReport:
         return self.ok + self.failed
 
     def summary(self) -> str:
-        return f"{self.total} requests: {self.ok} ok, {self.failed} failed; by version {dict(self.by_version)}"
+        return (
+            f"{self.total} requests: {self.ok} ok, {self.failed} failed; by version {dict(self.by_version)}"
+        )
 
 
 class Load:
@@ -204,7 +212,9 @@ class Load:
 
     def wait_for_requests(self, n: int, timeout: float = 60) -> None:
         start = self.report.total
-        wait_until(f"{n} more requests through the Ingress", lambda: self.report.total >= start + n, timeout, 0.2)
+        wait_until(
+            f"{n} more requests through the Ingress", lambda: self.report.total >= start + n, timeout, 0.2
+        )
 
 
 def record(name: str, report: LoadReport) -> None:

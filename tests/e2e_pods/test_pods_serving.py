@@ -39,7 +39,10 @@ def test_install_pods_ready_on_real_node_and_predict_through_ingress(
     assert body["model"] == {"name": "news", "version": 1}
     assert body["predictions"][0]["label"] in release.labels_of(1)
     # A Host the Ingress does not know is not routed to the release.
-    assert httpx.get(f"{ingress_url}/v1/model", headers={"Host": "other.e2e.test"}, timeout=10).status_code == 404
+    assert (
+        httpx.get(f"{ingress_url}/v1/model", headers={"Host": "other.e2e.test"}, timeout=10).status_code
+        == 404
+    )
     with Load(ingress_url, release.labels_of) as load:
         load.wait_for_requests(150, timeout=180)
     record("install: steady load", load.report)
@@ -53,20 +56,33 @@ def test_containers_non_root_read_only_no_capabilities(release: Release) -> None
     probe = (
         "import os\n"
         "st = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
-        "ro = any(m.split()[1] == '/' and 'ro' in m.split()[3].split(',') for m in open('/proc/self/mounts'))\n"
+        "mounts = [m.split() for m in open('/proc/self/mounts')]\n"
+        "ro = any(m[1] == '/' and 'ro' in m[3].split(',') for m in mounts)\n"
         "print(os.getuid(), os.getgid(), st['CapEff'].strip(), st['CapPrm'].strip(), ro)"
     )
     for pod in release.ready_serving_pods():
         for container in CONTAINERS:
-            out = kubectl("exec", "-n", release.namespace, pod["metadata"]["name"], "-c", container, "--",
-                          "python", "-c", probe).stdout.split()
+            out = kubectl(
+                "exec",
+                "-n",
+                release.namespace,
+                pod["metadata"]["name"],
+                "-c",
+                container,
+                "--",
+                "python",
+                "-c",
+                probe,
+            ).stdout.split()
             uid, gid, cap_eff, cap_prm, read_only = out
             assert (uid, gid) == ("10001", "10001"), f"{container} runs as {uid}:{gid}"
             assert int(cap_eff, 16) == 0 and int(cap_prm, 16) == 0, f"{container} has capabilities {cap_eff}"
             assert read_only == "True", f"{container} could write to its root filesystem"
 
 
-def test_sidecar_logs_are_json_with_request_ids_and_no_request_text(release: Release, ingress_url: str) -> None:
+def test_sidecar_logs_are_json_with_request_ids_and_no_request_text(
+    release: Release, ingress_url: str
+) -> None:
     secret = "a sentence only this log test sends about umbrellas and lighthouses"
     rid = "e2e-pods-log-check-1"
     for _ in range(4):  # both replicas, whichever Traefik picks
@@ -79,7 +95,9 @@ def test_sidecar_logs_are_json_with_request_ids_and_no_request_text(release: Rel
         assert resp.status_code == 200 and resp.headers["x-request-id"] == rid
     lines: list[str] = []
     for pod in release.ready_serving_pods():
-        lines += kubectl("logs", "-n", release.namespace, pod["metadata"]["name"], "-c", "sidecar").stdout.splitlines()
+        lines += kubectl(
+            "logs", "-n", release.namespace, pod["metadata"]["name"], "-c", "sidecar"
+        ).stdout.splitlines()
     assert lines
     records = [json.loads(line) for line in lines if line.strip()]  # every line parses as JSON
     assert any(r.get("request_id") == rid for r in records), "the access log names the request id"
@@ -91,8 +109,10 @@ def test_delete_pod_under_load_loses_no_request(release: Release, load: Load) ->
     kubectl("delete", "pod", "-n", release.namespace, victim, "--wait=true", timeout=180)
     wait_until(
         "a replacement pod Ready",
-        lambda: len(release.ready_serving_pods()) == 2
-        and victim not in {p["metadata"]["name"] for p in release.ready_serving_pods()},
+        lambda: (
+            len(release.ready_serving_pods()) == 2
+            and victim not in {p["metadata"]["name"] for p in release.ready_serving_pods()}
+        ),
         timeout=300,
     )
     load.wait_for_requests(50)
@@ -109,14 +129,28 @@ def test_set_image_rollout_and_undo_under_load(release: Release, load: Load) -> 
     kubectl("set", "image", "-n", release.namespace, deploy, f"sidecar={new_image}")
     kubectl("rollout", "status", "-n", release.namespace, deploy, "--timeout=600s", timeout=660)
     images = {
-        c["image"] for p in release.ready_serving_pods() for c in p["spec"]["containers"] if c["name"] == "sidecar"
+        c["image"]
+        for p in release.ready_serving_pods()
+        for c in p["spec"]["containers"]
+        if c["name"] == "sidecar"
     }
     assert images == {new_image}
     kubectl("rollout", "undo", "-n", release.namespace, deploy)
     kubectl("rollout", "status", "-n", release.namespace, deploy, "--timeout=600s", timeout=660)
-    wait_until("only the original sidecar image serving", lambda: {
-        c["image"] for p in release.ready_serving_pods() for c in p["spec"]["containers"] if c["name"] == "sidecar"
-    } == {old_image} and len(release.ready_serving_pods()) == 2, timeout=120)
+    wait_until(
+        "only the original sidecar image serving",
+        lambda: (
+            {
+                c["image"]
+                for p in release.ready_serving_pods()
+                for c in p["spec"]["containers"]
+                if c["name"] == "sidecar"
+            }
+            == {old_image}
+            and len(release.ready_serving_pods()) == 2
+        ),
+        timeout=120,
+    )
     load.wait_for_requests(50)
     record("kubectl set image + rollout undo (sidecar)", load.report)
     assert load.report.failed == 0, load.report.failures
@@ -124,15 +158,26 @@ def test_set_image_rollout_and_undo_under_load(release: Release, load: Load) -> 
 
 def test_drain_is_held_by_the_pod_disruption_budget(release: Release, load: Load, node_name: str) -> None:
     try:
-        proc = kubectl("drain", node_name, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=40s",
-                       "--pod-selector", f"app.kubernetes.io/instance={release.name}", timeout=120, check=False)
+        proc = kubectl(
+            "drain",
+            node_name,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=40s",
+            "--pod-selector",
+            f"app.kubernetes.io/instance={release.name}",
+            timeout=120,
+            check=False,
+        )
         assert proc.returncode != 0, "drain evicted both replicas despite the PodDisruptionBudget"
         assert "disruption budget" in proc.stderr, proc.stderr
         assert len(release.ready_serving_pods()) >= 1
         load.wait_for_requests(30)
     finally:
         kubectl("uncordon", node_name)
-    wait_until("2 Ready serving pods after uncordon", lambda: len(release.ready_serving_pods()) == 2, timeout=300)
+    wait_until(
+        "2 Ready serving pods after uncordon", lambda: len(release.ready_serving_pods()) == 2, timeout=300
+    )
     load.wait_for_requests(30)
     record("kubectl drain held by the PDB", load.report)
     assert load.report.failed == 0, load.report.failures
@@ -146,7 +191,9 @@ def test_training_job_writes_next_version_and_pods_switch(release: Release, load
     job = f"job/{release.fullname}-train-2"
     kubectl("wait", "-n", release.namespace, "--for=condition=Complete", job, "--timeout=900s", timeout=960)
     assert release.versions_on_volume() == [1, 2]
-    wait_until("responses from version 2", lambda: load.report.by_version.get(2, 0) >= 20, timeout=300, interval=1)
+    wait_until(
+        "responses from version 2", lambda: load.report.by_version.get(2, 0) >= 20, timeout=300, interval=1
+    )
     seen = load.report.by_version.get(2, 0)
     load.wait_for_requests(40)
     assert load.report.by_version[2] > seen
@@ -155,10 +202,14 @@ def test_training_job_writes_next_version_and_pods_switch(release: Release, load
 
 
 def test_helm_rollback_under_load(release: Release, load: Load) -> None:
-    release.helm("rollback", release.name, "1", "--force-conflicts", "--wait", "--timeout", "10m", timeout=660)
+    release.helm(
+        "rollback", release.name, "1", "--force-conflicts", "--wait", "--timeout", "10m", timeout=660
+    )
     history = release.helm("history", release.name, "-o", "json").stdout
     assert json.loads(history)[-1]["status"] == "deployed"
-    wait_until("2 Ready serving pods after rollback", lambda: len(release.ready_serving_pods()) == 2, timeout=300)
+    wait_until(
+        "2 Ready serving pods after rollback", lambda: len(release.ready_serving_pods()) == 2, timeout=300
+    )
     load.wait_for_requests(40)
     record("helm rollback", load.report)
     assert load.report.failed == 0, load.report.failures
