@@ -29,7 +29,10 @@ node_ok() {
   "$NODE_BIN_DIR/kube-proxy" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION"
 }
 traefik_ok() {
-  [[ -x "$TRAEFIK_BIN_DIR/traefik" ]] && "$TRAEFIK_BIN_DIR/traefik" version 2>/dev/null | grep -q "Version: *${TRAEFIK_VERSION#v}$"
+  [[ -x "$TRAEFIK_BIN_DIR/traefik" ]] || return 1
+  # Read the whole output first: `grep -q` closing the pipe early fails the check under pipefail.
+  local out; out="$("$TRAEFIK_BIN_DIR/traefik" version 2>/dev/null)" || return 1
+  grep -q "^Version: *${TRAEFIK_VERSION#v}$" <<<"$out"
 }
 
 if [[ "${1:-}" == "--check" ]]; then

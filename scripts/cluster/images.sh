@@ -85,13 +85,14 @@ python_base() {
 busybox_base() {
   local t deb ver dir c
   t=$SECONDS
-  dir="$IMAGE_CACHE/busybox"; rm -rf "$dir"; mkdir -p "$dir/root"
-  (cd "$dir" && apt-get download busybox-static >/dev/null 2>&1) || die "apt-get download busybox-static failed"
-  deb="$(ls "$dir"/busybox-static_*.deb)"
-  ver="$(dpkg-deb -f "$deb" Version | tr -c 'A-Za-z0-9.\n' '-')"
+  ver="$(apt-cache policy busybox-static | awk '/Candidate:/ {print $2}' | tr -c 'A-Za-z0-9.\n' '-')"
+  [[ -n "$ver" && "$ver" != "-none-" ]] || die "apt knows no busybox-static package"
   BUSYBOX_BASE="$PREFIX/busybox:$ver"
   PAUSE_IMAGE="$PREFIX/pause:$ver"
-  if have "$BUSYBOX_BASE" && have "$PAUSE_IMAGE"; then rm -rf "$dir"; log "cached $BUSYBOX_BASE"; return; fi
+  if have "$BUSYBOX_BASE" && have "$PAUSE_IMAGE"; then log "cached $BUSYBOX_BASE"; return; fi
+  dir="$IMAGE_CACHE/busybox"; rm -rf "$dir"; mkdir -p "$dir/root"
+  (cd "$dir" && apt-get download "busybox-static" >/dev/null 2>&1) || die "apt-get download busybox-static failed"
+  deb="$(ls "$dir"/busybox-static_*.deb)"
   dpkg-deb -x "$deb" "$dir/deb"
   mkdir -p "$dir/root/bin" "$dir/root/tmp" "$dir/root/etc"
   cp "$dir/deb/bin/busybox" "$dir/root/bin/busybox"
