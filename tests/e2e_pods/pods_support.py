@@ -97,7 +97,7 @@ class Release:
             args += ["--set", f"{key}.repository={repo}", "--set", f"{key}.tag={tag}"]
         return args
 
-    def pods(self, component: str = "serving") -> list[dict]:
+    def pods(self, component: str = "server") -> list[dict]:
         items: list[dict] = kjson(
             "get", "pods", "-n", self.namespace, "-l", f"app.kubernetes.io/instance={self.name}"
         )["items"]
