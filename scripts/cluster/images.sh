@@ -10,7 +10,6 @@
 #   localhost/text-classifier-e2e/sidecar:<key>          docker/Dockerfile.sidecar
 #   localhost/text-classifier-e2e/trainer:<key>          docker/Dockerfile.trainer
 #   localhost/text-classifier-e2e/tfserving-standin:<key>  docker/e2e/Dockerfile.standin (TEST ONLY)
-#   localhost/text-classifier-e2e/model-news:<key>       docker/Dockerfile.model (only with MODELS_DIR set)
 #
 #   scripts/cluster/images.sh build     build what is missing (keys are content hashes of the inputs)
 #   scripts/cluster/images.sh export D  write each image as D/<name>.tar (OCI archive) and D/images.env
