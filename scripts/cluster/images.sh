@@ -5,7 +5,7 @@
 #   localhost/text-classifier-e2e/python:3.11-bookworm   debootstrap bookworm (minbase) + Debian's python3.11
 #                                                        (the Dockerfiles' PYTHON_IMAGE build arg)
 #   localhost/text-classifier-e2e/busybox:<deb version>  Debian's busybox-static in an empty image
-#                                                        (Dockerfile.model's BASE_IMAGE; also the pause image)
+#                                                        (the base of the pause image)
 #   localhost/text-classifier-e2e/pause:1                the pod sandbox image containerd is configured with
 #   localhost/text-classifier-e2e/sidecar:<key>          docker/Dockerfile.sidecar
 #   localhost/text-classifier-e2e/trainer:<key>          docker/Dockerfile.trainer
