@@ -12,11 +12,9 @@
 # Cache: ${XDG_CACHE_HOME:-$HOME/.cache}/text-classifier/cluster/<component>-<version>/ (CLUSTER_CACHE overrides).
 # Nothing is downloaded from a release page: the sources come as Go modules, built with -trimpath, CGO off.
 #
-# k8s.io/kubernetes is not meant to be used as a module: its go.mod requires the staging modules
-# (k8s.io/api, k8s.io/apiserver, ...) at v0.0.0 and replaces them with ./staging/src paths, which a
-# dependent module cannot see. So a throw-away wrapper module requires k8s.io/kubernetes and maps every
-# staging module to its published tag (v1.X.Y -> v0.X.Y). The release's version is stamped with the same
-# -ldflags -X variables upstream's hack/lib/version.sh sets, so `kube-apiserver --version` reports it.
+# k8s.io/kubernetes is built inside a throw-away wrapper module (scripts/cluster/build-lib.sh says why),
+# with the release's version stamped so `kube-apiserver --version` reports it.
+# kubelet and kube-proxy (the real node of `make e2e-pods`) are built by build-node.sh in the same module.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source-path=SCRIPTDIR source=versions.sh
@@ -71,26 +69,8 @@ gover="$(go env GOVERSION)"; gover="${gover#go}"
 work_root="$CLUSTER_CACHE/src"
 mkdir -p "$work_root"
 
-# go build -v prints each package as it is compiled; turn that into one progress line every 100 packages
-# and keep the whole log for errors.
-build_with_progress() { # <label> <logfile> <go build args...>
-  local label="$1" logf="$2"; shift 2
-  local start=$SECONDS rc=0
-  log "$label: go build $* (full log: $logf)"
-  set +e
-  go build -v "$@" 2>&1 | tee "$logf" | awk -v l="$label" -v t0="$(date +%s)" '
-    /^[a-zA-Z0-9_.\/-]+$/ { n++; if (n % 100 == 0) { printf "[build] %s: %d packages compiled (%ds)\n", l, n, systime()-t0; fflush() } ; next }
-    { print "[build] " l ": " $0; fflush() }' >&2
-  rc=${PIPESTATUS[0]}
-  set -e
-  [[ $rc -eq 0 ]] || die "$label: go build failed (exit $rc); see $logf"
-  log "$label: built in $((SECONDS - start))s"
-}
-
-new_module() { # <dir> <module name>
-  rm -rf "$1"; mkdir -p "$1"
-  printf 'module %s\n\ngo %s\n' "$2" "$(go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')" >"$1/go.mod"
-}
+# shellcheck source-path=SCRIPTDIR source=build-lib.sh
+source "$here/build-lib.sh"
 
 total_start=$SECONDS
 
@@ -100,28 +80,9 @@ if k8s_ok; then
 else
   t=$SECONDS
   mod="$work_root/kubernetes-$K8S_VERSION"
-  new_module "$mod" "example.invalid/e2e-build/kubernetes"
-  log "kubernetes $K8S_VERSION: fetching k8s.io/kubernetes module (large, ~1 GiB unpacked)"
-  gomod="$(cd "$mod" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -nE 's/^\s*"GoMod": "(.*)",?$/\1/p')"
-  [[ -f "$gomod" ]] || die "could not download k8s.io/kubernetes@$K8S_VERSION"
-  staging_tag="v0.${K8S_VERSION#v1.}"
-  {
-    printf '\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$K8S_VERSION"
-    # every "k8s.io/x => ./staging/src/k8s.io/x" line of upstream's go.mod becomes "k8s.io/x => k8s.io/x v0.X.Y"
-    sed -nE 's#^\s*(k8s\.io/[A-Za-z0-9._/-]+) => \./staging/src/k8s\.io/.*$#\t\1 => \1 '"$staging_tag"'#p' "$gomod"
-    printf ')\n'
-  } >>"$mod/go.mod"
-  n_repl="$(grep -c "=> .* $staging_tag" "$mod/go.mod" || true)"
-  [[ "$n_repl" -ge 20 ]] || die "found only $n_repl staging modules in k8s.io/kubernetes' go.mod"
-  log "kubernetes $K8S_VERSION: wrapper module maps $n_repl staging modules to $staging_tag; resolving dependencies"
-  (cd "$mod" && { go get "k8s.io/kubernetes@$K8S_VERSION" >/dev/null 2>&1 || true; })
-  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
-  build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  ld="-s -w"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
-  done
+  rm -rf "$mod"
+  k8s_wrapper_module "$mod"
+  ld="$(k8s_ldflags)"
   out="$mod/out"; mkdir -p "$out"
   (cd "$mod" && build_with_progress "kubernetes $K8S_VERSION" "$mod/build.log" -trimpath -ldflags "$ld" -o "$out/" \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)

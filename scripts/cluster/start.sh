@@ -123,15 +123,18 @@ launch etcd "$ETCD_BIN_DIR/etcd" --name e2e --data-dir "$STATE/etcd" \
 wait_for etcd 60 curl -fsS "http://127.0.0.1:$P_ETCD/health"
 
 # Service and pod addresses are API data only (no kube-proxy, no CNI): both ranges are inside 127.0.0.0/8 so
-# that no address outside the loopback range appears anywhere in the cluster.
+# that no address outside the loopback range appears anywhere in the cluster. The real node of
+# `make e2e-pods` (node-up.sh) sets E2E_SERVICE_CIDR to a range that its kube-proxy routes onto its bridge.
+# The API server reaches kubelets (logs, exec) by InternalIP only: a node name is never looked up in DNS.
 launch kube-apiserver "$K8S_BIN_DIR/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$P_ETCD" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$P_API" \
   --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" --client-ca-file "$PKI/ca.crt" \
   --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
-  --service-cluster-ip-range 127.96.0.0/16 --endpoint-reconciler-type none \
-  --authorization-mode Node,RBAC --allow-privileged=true --profiling=false
+  --service-cluster-ip-range "${E2E_SERVICE_CIDR:-127.96.0.0/16}" --endpoint-reconciler-type none \
+  --authorization-mode Node,RBAC --allow-privileged=true --profiling=false \
+  --kubelet-preferred-address-types InternalIP
 wait_for kube-apiserver 120 kubectl --kubeconfig "$STATE/kubeconfig" get --raw /readyz
 
 launch kube-controller-manager "$K8S_BIN_DIR/kube-controller-manager" \

@@ -9,3 +9,11 @@ CLUSTER_CACHE="${CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/text-classifier/
 K8S_BIN_DIR="$CLUSTER_CACHE/kubernetes-$K8S_VERSION"
 ETCD_BIN_DIR="$CLUSTER_CACHE/etcd-$ETCD_VERSION"
 KWOK_BIN_DIR="$CLUSTER_CACHE/kwok-$KWOK_VERSION"
+
+# The real node (make e2e-pods): kubelet and kube-proxy from the same k8s.io/kubernetes release, an Ingress
+# controller, and the Debian release the container base images are assembled from.
+TRAEFIK_VERSION="${TRAEFIK_VERSION:-v3.6.12}"   # github.com/traefik/traefik/v3 (Ingress controller; docs/e2e.md: why not v3.7)
+KNP_VERSION="${KNP_VERSION:-v0.8.0}"            # sigs.k8s.io/kube-network-policies (NetworkPolicy enforcer)
+NODE_BIN_DIR="$CLUSTER_CACHE/kubernetes-node-$K8S_VERSION"
+TRAEFIK_BIN_DIR="$CLUSTER_CACHE/traefik-$TRAEFIK_VERSION"
+KNP_BIN_DIR="$CLUSTER_CACHE/kube-network-policies-$KNP_VERSION"

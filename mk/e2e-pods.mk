@@ -1,0 +1,15 @@
+# The chart on a REAL node (kubelet, containerd, runc, CNI, kube-proxy) beside the KWOK GPU pool, images built
+# from docker/ with buildah, HTTP through Traefik. Needs root. docs/e2e.md.
+.PHONY: e2e-pods e2e-pods-build
+
+e2e-pods: install ## chart on a real kubelet/containerd node + Traefik: build (cached), start, test, tear down
+	bash scripts/cluster/e2e-pods.sh $(E2E_PODS_ARGS)
+
+e2e-pods-build: ## build/cache the node binaries (kubelet, kube-proxy, traefik) and the images
+	bash scripts/cluster/node-deps.sh
+	bash scripts/cluster/build.sh
+	bash scripts/cluster/build-node.sh
+	bash scripts/cluster/images.sh build
+
+# `make test` runs without a cluster: leave the real-node tests to `make e2e-pods`.
+override PYTEST_ARGS += --ignore=tests/e2e_pods

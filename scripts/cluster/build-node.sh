@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Build the real node's binaries for `make e2e-pods` from the Go module proxy, once, and cache them by
+# version outside the repository (next to build.sh's control plane):
+#
+#   kubelet, kube-proxy   (k8s.io/kubernetes $K8S_VERSION, in build.sh's wrapper module)
+#   traefik               (github.com/traefik/traefik/v3 $TRAEFIK_VERSION: the Ingress controller)
+#
+#   scripts/cluster/build-node.sh           build what is missing (a warm run only checks the versions)
+#   scripts/cluster/build-node.sh --check   exit 0 only if every binary is cached and reports its version
+#   scripts/cluster/build-node.sh traefik   only one part (kubernetes | traefik)
+#
+# Run scripts/cluster/build.sh first: it creates the wrapper module whose build cache makes kubelet and
+# kube-proxy an incremental build. Built with -trimpath and CGO off, like the control plane.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source-path=SCRIPTDIR source=versions.sh
+source "$here/versions.sh"
+
+log() { printf '[build-node %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+export GOFLAGS="-mod=mod -buildvcs=false"
+export CGO_ENABLED=0
+export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+
+node_ok() {
+  [[ -x "$NODE_BIN_DIR/kubelet" && -x "$NODE_BIN_DIR/kube-proxy" ]] || return 1
+  "$NODE_BIN_DIR/kubelet" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" || return 1
+  "$NODE_BIN_DIR/kube-proxy" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION"
+}
+traefik_ok() {
+  [[ -x "$TRAEFIK_BIN_DIR/traefik" ]] || return 1
+  # Read the whole output first: `grep -q` closing the pipe early fails the check under pipefail.
+  local out; out="$("$TRAEFIK_BIN_DIR/traefik" version 2>/dev/null)" || return 1
+  grep -q "^Version: *${TRAEFIK_VERSION#v}$" <<<"$out"
+}
+
+if [[ "${1:-}" == "--check" ]]; then
+  node_ok && traefik_ok && exit 0
+  log "node binaries missing or wrong version under $CLUSTER_CACHE (run scripts/cluster/build-node.sh)"
+  exit 1
+fi
+parts="${*:-kubernetes traefik}"
+for p in $parts; do [[ "$p" == kubernetes || "$p" == traefik ]] || die "usage: $0 [--check | kubernetes | traefik]"; done
+want() { [[ " $parts " == *" $1 "* ]]; }
+command -v go >/dev/null || die "Go is required (the machine's Go toolchain, 1.26+ for Traefik v3.7)"
+
+work_root="$CLUSTER_CACHE/src"
+mkdir -p "$work_root"
+# shellcheck source-path=SCRIPTDIR source=build-lib.sh
+source "$here/build-lib.sh"
+total_start=$SECONDS
+
+# ---------------------------------------------------------------- kubelet, kube-proxy
+if ! want kubernetes; then
+  :
+elif node_ok; then
+  log "kubelet/kube-proxy $K8S_VERSION: cached in $NODE_BIN_DIR"
+else
+  t=$SECONDS
+  mod="$work_root/kubernetes-$K8S_VERSION"
+  k8s_wrapper_module "$mod"
+  out="$mod/out-node"; rm -rf "$out"; mkdir -p "$out"
+  (cd "$mod" && build_with_progress "kubelet/kube-proxy $K8S_VERSION" "$mod/build-node.log" -trimpath \
+      -ldflags "$(k8s_ldflags)" -o "$out/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+  rm -rf "$NODE_BIN_DIR.tmp"; mkdir -p "$NODE_BIN_DIR.tmp"
+  cp "$out/kubelet" "$out/kube-proxy" "$NODE_BIN_DIR.tmp/"
+  rm -rf "$NODE_BIN_DIR" "$out"; mv "$NODE_BIN_DIR.tmp" "$NODE_BIN_DIR"
+  node_ok || die "built kubelet/kube-proxy do not report Kubernetes $K8S_VERSION"
+  log "kubelet/kube-proxy $K8S_VERSION: done in $((SECONDS - t))s -> $NODE_BIN_DIR"
+fi
+
+# ---------------------------------------------------------------- Traefik (Ingress controller)
+if ! want traefik; then
+  :
+elif traefik_ok; then
+  log "traefik $TRAEFIK_VERSION: cached in $TRAEFIK_BIN_DIR"
+else
+  t=$SECONDS
+  mod="$work_root/traefik-$TRAEFIK_VERSION"
+  new_module "$mod" "example.invalid/e2e-build/traefik"
+  gomod="$(cd "$mod" && go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" | sed -nE 's/^\s*"GoMod": "(.*)",?$/\1/p')"
+  [[ -f "$gomod" ]] || die "could not download github.com/traefik/traefik/v3@$TRAEFIK_VERSION"
+  # Traefik's go.mod replaces two dependencies with forks (honoured only in the main module, so copied into
+  # the wrapper) and one nested module, github.com/traefik/traefik/dynamic/ext, with a local directory that
+  # the published module does not contain. That nested module is an extension point of two empty structs
+  # (dynamic.HTTP and dynamic.Router embed them); the wrapper supplies an equivalent one of its own.
+  mkdir -p "$mod/ext"
+  printf 'module github.com/traefik/traefik/dynamic/ext\n\ngo 1.24\n' >"$mod/ext/go.mod"
+  cat >"$mod/ext/ext.go" <<'GO'
+// Package ext holds the (empty) extension points that Traefik's dynamic configuration embeds.
+package ext
+
+// HTTP is embedded in dynamic.HTTPConfiguration.
+type HTTP struct{}
+
+// Router is embedded in dynamic.Router.
+type Router struct{}
+GO
+  {
+    printf '\nrequire github.com/traefik/traefik/v3 %s\n\nreplace (\n' "$TRAEFIK_VERSION"
+    printf '\tgithub.com/traefik/traefik/dynamic/ext => ./ext\n'
+    sed -nE 's#^\s*(github\.com/[A-Za-z0-9._/-]+) => (github\.com/[A-Za-z0-9._/-]+ v[^ ]+)\s*$#\t\1 => \2#p' "$gomod"
+    printf ')\n'
+  } >>"$mod/go.mod"
+  grep -q 'gorilla/mux =>' "$mod/go.mod" || die "traefik's fork replaces were not found in its go.mod"
+  (cd "$mod" && { go get "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" >/dev/null 2>&1 || true; })
+  ld="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION#v}"
+  ld+=" -X github.com/traefik/traefik/v3/pkg/version.BuildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  out="$mod/out"; mkdir -p "$out"
+  (cd "$mod" && build_with_progress "traefik $TRAEFIK_VERSION" "$mod/build.log" -trimpath -ldflags "$ld" \
+      -o "$out/traefik" github.com/traefik/traefik/v3/cmd/traefik)
+  rm -rf "$TRAEFIK_BIN_DIR.tmp"; mkdir -p "$TRAEFIK_BIN_DIR.tmp"; cp "$out/traefik" "$TRAEFIK_BIN_DIR.tmp/"
+  rm -rf "$TRAEFIK_BIN_DIR" "$out"; mv "$TRAEFIK_BIN_DIR.tmp" "$TRAEFIK_BIN_DIR"
+  traefik_ok || die "built traefik does not report $TRAEFIK_VERSION"
+  log "traefik $TRAEFIK_VERSION: done in $((SECONDS - t))s -> $TRAEFIK_BIN_DIR"
+fi
+
+log "node binaries ready in $((SECONDS - total_start))s under $CLUSTER_CACHE"
