@@ -23,10 +23,18 @@ export GOFLAGS="-mod=mod -buildvcs=false"
 export CGO_ENABLED=0
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
+# `<binary> --version` prints the line <expected>. The output is read whole before it is matched: with
+# `--version | grep -q` under pipefail, grep's early exit could kill the writer with SIGPIPE and fail the check.
+version_line() { # <binary> <expected line>
+  local out
+  out="$("$1" --version 2>/dev/null)" || return 1
+  grep -qxF -- "$2" <<<"$out"
+}
+
 node_ok() {
   [[ -x "$NODE_BIN_DIR/kubelet" && -x "$NODE_BIN_DIR/kube-proxy" ]] || return 1
-  "$NODE_BIN_DIR/kubelet" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" || return 1
-  "$NODE_BIN_DIR/kube-proxy" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION"
+  version_line "$NODE_BIN_DIR/kubelet" "Kubernetes $K8S_VERSION" || return 1
+  version_line "$NODE_BIN_DIR/kube-proxy" "Kubernetes $K8S_VERSION"
 }
 traefik_ok() {
   [[ -x "$TRAEFIK_BIN_DIR/traefik" ]] || return 1

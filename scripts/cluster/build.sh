@@ -38,20 +38,28 @@ KWOK_STAGES=(
   pod/fast/pod-delete.yaml
 )
 
+# `<binary> --version` prints the line <expected>. The output is read whole before it is matched: with
+# `--version | grep -q` under pipefail, grep's early exit could kill the writer with SIGPIPE and fail the check.
+version_line() { # <binary> <expected line>
+  local out
+  out="$("$1" --version 2>/dev/null)" || return 1
+  grep -qxF -- "$2" <<<"$out"
+}
+
 k8s_ok() {
   local b
   for b in kube-apiserver kube-controller-manager kube-scheduler; do
     [[ -x "$K8S_BIN_DIR/$b" ]] || return 1
-    "$K8S_BIN_DIR/$b" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" || return 1
+    version_line "$K8S_BIN_DIR/$b" "Kubernetes $K8S_VERSION" || return 1
   done
 }
 etcd_ok() {
-  [[ -x "$ETCD_BIN_DIR/etcd" ]] && "$ETCD_BIN_DIR/etcd" --version 2>/dev/null | grep -qx "etcd Version: ${ETCD_VERSION#v}"
+  [[ -x "$ETCD_BIN_DIR/etcd" ]] && version_line "$ETCD_BIN_DIR/etcd" "etcd Version: ${ETCD_VERSION#v}"
 }
 kwok_ok() {
   [[ -x "$KWOK_BIN_DIR/kwok" && -x "$KWOK_BIN_DIR/kwokctl" ]] || return 1
-  "$KWOK_BIN_DIR/kwok" --version 2>/dev/null | grep -q "${KWOK_VERSION#v}" || return 1
-  "$KWOK_BIN_DIR/kwokctl" --version 2>/dev/null | grep -q "${KWOK_VERSION#v}" || return 1
+  [[ "$("$KWOK_BIN_DIR/kwok" --version 2>/dev/null)" == *"${KWOK_VERSION#v}"* ]] || return 1
+  [[ "$("$KWOK_BIN_DIR/kwokctl" --version 2>/dev/null)" == *"${KWOK_VERSION#v}"* ]] || return 1
   [[ "$(head -1 "$KWOK_BIN_DIR/stages/default-stages.yaml" 2>/dev/null)" == "# stages: ${KWOK_STAGES[*]}" ]]
 }
 

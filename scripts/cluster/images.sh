@@ -113,7 +113,7 @@ busybox_base() {
 # becomes the package's long description, and docs edits must not rebuild TensorFlow images).
 py_inputs() {
   (cd "$repo" && cat .dockerignore pyproject.toml requirements/lock.txt \
-     $(git ls-files textvec training preprocess_service | grep -v '/__pycache__/'))
+     $(git ls-files contracts textvec training preprocess_service | grep -v '/__pycache__/'))
 }
 image_key() { # <dockerfile> [extra files...]
   { printf '%s\n' "$PYTHON_BASE"; py_inputs; (cd "$repo" && cat "$@"); } | hash_of
