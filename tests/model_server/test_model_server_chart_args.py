@@ -80,9 +80,12 @@ class Pod:
             )
         self.model_names = re.findall(r'name:\s*"([^"]+)"', self.data["models.config"])
         assert self.model_names, self.data["models.config"]
+        # The versions the config declares (`specific { versions: N }`), else one version for `latest`.
+        declared = [int(v) for v in re.findall(r"versions:\s*(\d+)", self.data["models.config"])] or [1]
         for name in self.model_names:
             (self.models_dir / name).mkdir()
-            publish_version(version_source, self.models_dir / name, 1)
+            for version in declared:
+                publish_version(version_source, self.models_dir / name, version)
         self.ports = {p["name"]: int(p["containerPort"]) for p in self.container["ports"]}
         self.local_port = {num: free_port() for num in self.ports.values()}
 
