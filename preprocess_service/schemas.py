@@ -115,7 +115,7 @@ class LegacyClassifyRequest(BaseModel):
 
 
 class LegacyClassifyResponse(BaseModel):
-    prediction: str = Field(examples=["sports"], description="the label: the seed's response key")
+    prediction: str = Field(examples=["sports"], description="the label, under the original service's key")
     label: str
     score: float = Field(description="calibrated probability of `label`")
     abstained: bool = Field(

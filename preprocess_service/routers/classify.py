@@ -123,7 +123,8 @@ async def classify_legacy(
     _log_texts(request, settings, [body.text])
     request.state.n_texts = 1
     (a,) = await answer.classify(model, [body.text], Options(), batcher, metrics)
-    # the seed's clients expect a label string every time: the top class is given even when abstaining
+    # clients of the original Flask service expect a label string every time: the top class is given
+    # even when abstaining
     return LegacyClassifyResponse(
         prediction=a.top_label,
         label=a.top_label,

@@ -1,4 +1,4 @@
-"""Issue 6, point 2: more GPU replicas than GPUs stay Pending with the scheduler's Insufficient nvidia.com/gpu
+"""More GPU replicas than GPUs stay Pending with the scheduler's Insufficient nvidia.com/gpu
 reason (what a cluster autoscaler acts on) and schedule once a GPU node joins."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 6, point 4: `kubectl drain` of a GPU node is held back by the PodDisruptionBudget."""
+"""`kubectl drain` of a GPU node is held back by the PodDisruptionBudget."""
 
 from __future__ import annotations
 

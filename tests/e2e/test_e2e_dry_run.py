@@ -1,4 +1,4 @@
-"""Issue 6, point 5: every ci/*-values.yaml scenario is accepted by the real API server (server-side dry run:
+"""Every ci/*-values.yaml scenario is accepted by the real API server (server-side dry run:
 full validation and admission, nothing stored), with minimal CRDs for ServiceMonitor and ScaledObject."""
 
 from __future__ import annotations

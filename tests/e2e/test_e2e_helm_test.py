@@ -1,4 +1,4 @@
-"""Issue 6, point 6: `helm test` completes.
+"""`helm test` completes.
 
 Under KWOK no container runs: the chart's test pod is admitted, scheduled and marked Running/Ready by the
 pod-ready stage, then moved to Succeeded by the helm-test-pod-succeed stage (scripts/cluster/manifests/).

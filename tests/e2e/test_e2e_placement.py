@@ -1,4 +1,4 @@
-"""Issue 6, point 1: the GPU scenario lands TF Serving on GPU nodes only, the CPU scenario on CPU nodes."""
+"""The GPU scenario lands TF Serving on GPU nodes only, the CPU scenario on CPU nodes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 6, point 3: rollouts driven by helm and kubectl keep every desired replica Ready (maxUnavailable 0),
+"""Rollouts driven by helm and kubectl keep every desired replica Ready (maxUnavailable 0),
 and `kubectl rollout undo` / `helm rollback` restore the previous revision."""
 
 from __future__ import annotations

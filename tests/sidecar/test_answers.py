@@ -1,4 +1,4 @@
-"""Answers a user can act on: calibrated scores, abstaining, top-k, explanations, the seed's key."""
+"""Answers a user can act on: calibrated scores, abstaining, top-k, explanations, the original key."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_below_threshold_abstains_without_label(model_base: Path, upstream: Save
         # a request may lower the bar for itself
         pred = c.post("/v1/classify", json={"text": SPORT, "min_confidence": 0.0}).json()["predictions"][0]
         assert pred["abstained"] is False and pred["label"] == "sports"
-        # the seed's endpoint still names a label, and says it is unsure
+        # the original endpoint still names a label, and says it is unsure
         legacy = c.post("/classify", json={"text": SPORT}).json()
         assert legacy["prediction"] == legacy["label"] == "sports" and legacy["abstained"] is True
 
@@ -220,7 +220,7 @@ def test_explain_limits_and_bad_options_are_422_with_messages(
         assert c.post("/v1/classify", json={"texts": [SPORT, MONEY], "explain": True}).status_code == 200
 
 
-# --- seed compatibility and OpenAPI -----------------------------------------------------------------
+# --- compatibility with the original Flask service, and OpenAPI ---------------------------------------------
 def test_seed_endpoint_returns_prediction_key(client: TestClient) -> None:
     body = client.post("/classify", json={"text": MONEY}).json()
     assert body["prediction"] == body["label"] == "business"
