@@ -114,11 +114,14 @@ def v2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def version_info(path: Path) -> dict[str, Any]:
     from tests.reference import predict_exported
     from textvec import Vectorizer, load_labels
+    from textvec.calibration import load_calibration
 
     vec = Vectorizer.load(path / modeldir.VECTORIZER)
     ids, weights = vec.transform(PROBES)
     probs = predict_exported(path, ids, weights)["probabilities"]
-    return {"labels": load_labels(path), "fingerprint": vec.fingerprint, "probs": np.asarray(probs)}
+    # The sidecar answers with the version's calibrated probabilities (its stored temperature).
+    calibrated = load_calibration(path, vec.fingerprint).apply(np.asarray(probs))
+    return {"labels": load_labels(path), "fingerprint": vec.fingerprint, "probs": calibrated}
 
 
 @pytest.fixture(scope="session")
