@@ -37,6 +37,12 @@ def table(result: dict[str, Any]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+def missed(result: dict[str, Any]) -> list[str]:
+    """The targets this run measured and missed."""
+    c = result["targets_check"]
+    return [name for name, v in c.items() if isinstance(v, dict) and "limit" in v and v["met"] is False]
+
+
 def checks(result: dict[str, Any]) -> str:
     c = result["targets_check"]
     lines = [f"targets (default configuration: {c['default_configuration']})"]

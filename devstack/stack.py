@@ -35,10 +35,11 @@ def start_model_server(
     ``--model_config_file``; ``model_dir`` is then ignored). ``extra_args`` are passed on as they are."""
     grpc_port = grpc_port or free_port()
     rest_port = rest_port or free_port()
+    # TF Serving (and so the stand-in) refuses a relative model base path.
     served = (
         [f"--model_config_file={config_file}"]
         if config_file is not None
-        else ["--model_name", model_name, "--model_base_path", str(model_dir)]
+        else ["--model_name", model_name, "--model_base_path", str(Path(model_dir).resolve())]
     )
     args = ["-m", "local_model_server", "--port", str(grpc_port), "--rest_api_port", str(rest_port), *served]
     if poll_s is not None:
