@@ -50,6 +50,19 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = 8080
 
+    # --- model lifecycle: declared stable/canary versions, traffic split, shadow, fallback
+    model_config_file: Path | None = Field(
+        None,
+        description="TF Serving's model config; its version labels `stable`/`canary` pick the versions "
+        "(re-read on change). Unset, or no label: the newest ready version serves",
+    )
+    rollout_file: Path | None = Field(
+        None, description="rollout.json beside it: canary weight, split or shadow, fallback limits"
+    )
+    client_key_header: str = Field(
+        "X-Client-Key", description="request header whose value keeps a client on one side of the split"
+    )
+
     @field_validator("tfserving_rest_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:

@@ -15,6 +15,8 @@ from preprocess_service import errors, logs
 from preprocess_service.api_keys import ApiKeys
 from preprocess_service.batching import Batcher
 from preprocess_service.config import Settings, load_settings
+from preprocess_service.lifecycle.routing import Lifecycle
+from preprocess_service.lifecycle.source import DeclaredSource
 from preprocess_service.metrics import Metrics
 from preprocess_service.middleware import RequestContext
 from preprocess_service.registry import Registry
@@ -45,7 +47,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = upstream or make_upstream(settings)
-        registry = Registry(settings.model_name, settings.model_dir, client, metrics)
+        # model lifecycle: the declared versions (if configured) and the router over them
+        source = DeclaredSource(settings.model_name, settings.model_config_file, settings.rollout_file)
+        registry = Registry(settings.model_name, settings.model_dir, client, metrics, source)
+        app.state.lifecycle = lifecycle = Lifecycle(registry, metrics)
         batcher = Batcher(
             client,
             metrics,
@@ -74,6 +79,7 @@ def create_app(
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+            await lifecycle.aclose()
             await batcher.aclose()
             await client.aclose()
             log.info("sidecar stopped")

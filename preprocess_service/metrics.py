@@ -46,3 +46,49 @@ class Metrics:
         self.upstream_errors = Counter(
             "sidecar_upstream_errors_total", "Failed calls to TF Serving by kind", ["kind"], registry=r
         )
+
+        # --- model lifecycle: per version and role (stable/canary), shadow agreement, fallback
+        self.version_requests = Counter(
+            "sidecar_version_requests_total",
+            "Classify answers by model version, role (stable/canary) and outcome (ok/error)",
+            ["version", "role", "outcome"],
+            registry=r,
+        )
+        self.version_seconds = Histogram(
+            "sidecar_version_request_duration_seconds",
+            "Latency of one version's answer (the whole classify call) by version and role",
+            ["version", "role"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.version_predictions = Counter(
+            "sidecar_version_predictions_total",
+            "Predicted (top) labels by version and role",
+            ["version", "role", "label"],
+            registry=r,
+        )
+        self.role_version = Gauge(
+            "sidecar_model_role_version", "Version serving each role (0: none)", ["role"], registry=r
+        )
+        self.canary_weight = Gauge(
+            "sidecar_canary_weight_percent",
+            "Share of requests the canary answers now (0 after a fallback or in shadow mode)",
+            registry=r,
+        )
+        self.canary_fallbacks = Counter(
+            "sidecar_canary_fallbacks_total",
+            "Times the canary was stopped automatically, by version and reason (error_rate/p99)",
+            ["version", "reason"],
+            registry=r,
+        )
+        self.shadow_compared = Counter(
+            "sidecar_shadow_comparisons_total",
+            "Shadow copies: texts whose canary label agreed or disagreed with stable's; errors; dropped",
+            ["stable_version", "canary_version", "result"],
+            registry=r,
+        )
+        self.shadow_agreement = Gauge(
+            "sidecar_shadow_agreement_ratio",
+            "Share of shadowed texts where canary and stable agree",
+            registry=r,
+        )

@@ -19,6 +19,8 @@ import orjson
 
 from contracts import modeldir, version_state
 from contracts.modeldir import ModelDirError, load_labels, version_dirs
+from contracts.rollout import Declared
+from preprocess_service.lifecycle.source import DeclaredSource
 from preprocess_service.metrics import Metrics
 from preprocess_service.upstream import Upstream
 from textvec import Vectorizer, VectorizerError
@@ -67,7 +69,14 @@ def load_version(name: str, path: Path) -> ModelVersion:
 
 
 class Registry:
-    def __init__(self, model_name: str, model_dir: Path, upstream: Upstream, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        model_dir: Path,
+        upstream: Upstream,
+        metrics: Metrics,
+        source: DeclaredSource | None = None,
+    ) -> None:
         self.model_name = model_name
         self.model_dir = model_dir
         self.upstream = upstream
@@ -77,6 +86,10 @@ class Registry:
         self._loaded: dict[int, ModelVersion] = {}
         self._broken: dict[int, float] = {}  # version -> mtime of the directory when it failed
         self._wake = asyncio.Event()
+        # declared versions (models.config labels stable/canary); None or no declaration: newest wins
+        self.source = source
+        self.canary: ModelVersion | None = None
+        self.canary_status = "no canary declared"
 
     def request_refresh(self) -> None:
         """Called when TF Serving says the pinned version is gone: look again now, not at the next poll."""
@@ -98,6 +111,64 @@ class Registry:
         return mv
 
     async def refresh(self) -> None:
+        decl = None
+        if self.source is not None:
+            self.source.poll()
+            decl = self.source.declared
+        if decl is not None and (decl.stable is not None or decl.policy == "specific"):
+            await self._refresh_declared(decl)
+            return
+        if self.canary is not None or self.canary_status != "no canary declared":
+            self.canary, self.canary_status = None, "no canary declared"
+        await self._refresh_newest()
+
+    async def _ready(self, version: int, dirs: dict[int, Path]) -> tuple[ModelVersion | None, str]:
+        """The version if its files load here and TF Serving reports it AVAILABLE; else why not."""
+        if version not in dirs:
+            return None, f"version {version} has no directory under {self.model_dir}"
+        mv = await self._candidate(version, dirs[version])
+        if mv is None:
+            return None, f"version {version} is broken (its vectorizer, labels or reports do not load)"
+        state = await self.upstream.version_state(version)
+        if state != version_state.AVAILABLE:
+            return None, f"TF Serving reports version {version} {state}"
+        return mv, "ready"
+
+    async def _refresh_declared(self, decl: Declared) -> None:
+        """Serve the declared stable (or the newest declared version that is ready); never switch to a
+        version that is not ready, so a broken or unloaded version never evicts the one serving."""
+        dirs = version_dirs(self.model_dir)
+        current = self.current
+        wanted = [decl.stable] if decl.stable is not None else sorted(decl.versions, reverse=True)
+        reasons = []
+        for version in wanted:
+            if current is not None and current.version == version:
+                break
+            mv, why = await self._ready(version, dirs)
+            if mv is not None:
+                self._switch(mv)
+                break
+            reasons.append(why)
+        if reasons and (self.current is None or self.current.version not in wanted):
+            msg = "; ".join(reasons)
+            if self.current is None:
+                self.status = msg
+            log.warning("declared stable version not servable yet: %s", msg)
+        canary = decl.canary
+        if canary is None:
+            self.canary, self.canary_status = None, "no canary declared"
+        elif self.canary is None or self.canary.version != canary:
+            self.canary, self.canary_status = await self._ready(canary, dirs)
+        keep = {v for v in (decl.stable, canary) if v is not None}
+        self._forget(dirs, keep)
+
+    def _forget(self, dirs: dict[int, Path], keep: set[int]) -> None:
+        # forget versions that are gone, so memory does not grow with every rollout
+        for v in list(self._loaded):
+            if v not in dirs and v not in keep and (self.current is None or v != self.current.version):
+                del self._loaded[v]
+
+    async def _refresh_newest(self) -> None:
         dirs = version_dirs(self.model_dir)
         current = self.current
         for version in sorted(dirs, reverse=True):
@@ -115,10 +186,7 @@ class Registry:
                 self.status = f"version {version} is loaded here but TF Serving reports it {state}"
         if not dirs and current is None:
             self.status = f"no model version directory under {self.model_dir}"
-        # forget versions that are gone, so memory does not grow with every rollout
-        for v in list(self._loaded):
-            if v not in dirs and (self.current is None or v != self.current.version):
-                del self._loaded[v]
+        self._forget(dirs, set())
 
     def _switch(self, mv: ModelVersion) -> None:
         previous = self.current

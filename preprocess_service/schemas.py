@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from preprocess_service.lifecycle.schemas import RolloutInfo
+
 _EXAMPLE = "The striker scored twice as the home side won the cup final."
 
 
@@ -148,6 +150,10 @@ class ModelInfo(BaseModel):
     metrics: dict[str, Any] = Field(description="evaluation of this version on its held-out test split")
     calibration: CalibrationInfo | None = Field(
         None, description="how scores are calibrated and when to abstain"
+    )
+    # model lifecycle
+    rollout: RolloutInfo | None = Field(
+        None, description="declared stable/canary versions, traffic share, fallback, per-version counters"
     )
 
 

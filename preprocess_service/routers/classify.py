@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from preprocess_service import answer
 from preprocess_service.deps import BatcherDep, MetricsDep, ModelDep, SettingsDep, require_api_key
 from preprocess_service.errors import InvalidInput
+from preprocess_service.lifecycle.deps import LifecycleDep, answer_routed
 from preprocess_service.postprocess import Answer, Options
 from preprocess_service.registry import ModelVersion
 from preprocess_service.schemas import (
@@ -82,10 +83,12 @@ def _log_texts(request: Request, settings: SettingsDep, texts: Sequence[str]) ->
 async def classify(
     body: ClassifyRequest,
     request: Request,
+    response: Response,
     model: ModelDep,
     batcher: BatcherDep,
     metrics: MetricsDep,
     settings: SettingsDep,
+    lifecycle: LifecycleDep,
 ) -> ClassifyResponse:
     texts = body.items
     check_limits(texts, settings.max_texts, settings.max_chars)
@@ -93,14 +96,21 @@ async def classify(
     _log_texts(request, settings, texts)
     request.state.n_texts = len(texts)
     opts = Options(body.return_probabilities, body.top_k, body.min_confidence, body.explain)
-    answers = await answer.classify(
+    # model lifecycle: stable or canary answers (the response names which)
+    answers, model = await answer_routed(
+        lifecycle,
+        request,
+        response,
         model,
-        texts,
-        opts,
-        batcher,
-        metrics,
-        explain_max_terms=settings.explain_max_terms,
-        unknown_label=settings.abstain_label,
+        lambda m: answer.classify(
+            m,
+            texts,
+            opts,
+            batcher,
+            metrics,
+            explain_max_terms=settings.explain_max_terms,
+            unknown_label=settings.abstain_label,
+        ),
     )
     return ClassifyResponse(
         model=ModelRef(name=model.name, version=model.version),
@@ -114,15 +124,24 @@ async def classify(
 async def classify_legacy(
     body: LegacyClassifyRequest,
     request: Request,
+    response: Response,
     model: ModelDep,
     batcher: BatcherDep,
     metrics: MetricsDep,
     settings: SettingsDep,
+    lifecycle: LifecycleDep,
 ) -> LegacyClassifyResponse:
     check_limits([body.text], 1, settings.max_chars)
     _log_texts(request, settings, [body.text])
     request.state.n_texts = 1
-    (a,) = await answer.classify(model, [body.text], Options(), batcher, metrics)
+    # model lifecycle: stable or canary answers (the response names which)
+    (a,), model = await answer_routed(
+        lifecycle,
+        request,
+        response,
+        model,
+        lambda m: answer.classify(m, [body.text], Options(), batcher, metrics),
+    )
     # clients of the original Flask service expect a label string every time: the top class is given
     # even when abstaining
     return LegacyClassifyResponse(

@@ -1,0 +1,210 @@
+"""Which version answers a request: stable, or the canary for its share of traffic (sticky per client
+key), a shadow copy to the canary, and the automatic fallback to stable.
+
+A canary that fails is never the caller's problem: its request is answered again by stable, and the
+failure counts against the canary's window. When the window's error rate or p99 crosses the rollout's
+limits, the canary gets no more traffic from this sidecar until the declaration changes (a new canary
+version or an edited rollout file): promotion and retrial stay declared changes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import zlib
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from contracts.rollout import Rollout
+from preprocess_service.lifecycle.window import Window
+from preprocess_service.metrics import Metrics
+from preprocess_service.postprocess import Answer
+from preprocess_service.registry import ModelVersion, Registry
+
+log = logging.getLogger("preprocess_service.lifecycle")
+
+STABLE, CANARY = "stable", "canary"
+MAX_SHADOW_IN_FLIGHT = 64  # shadow copies beyond this are dropped: they must never slow stable down
+
+Call = Callable[[ModelVersion], Awaitable[list[Answer]]]
+
+
+def bucket(key: str) -> float:
+    """A client key's fixed place in [0, 100): the same key lands on the same side of any weight, and
+    raising the weight only moves keys from stable to canary."""
+    return (zlib.crc32(key.encode()) % 10_000) / 100
+
+
+@dataclass
+class VersionStats:
+    requests: int = 0
+    errors: int = 0
+    labels: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class Plan:
+    model: ModelVersion
+    role: str
+    stable: ModelVersion
+    shadow: ModelVersion | None = None
+
+
+class Lifecycle:
+    def __init__(self, registry: Registry, metrics: Metrics) -> None:
+        self.registry = registry
+        self.metrics = metrics
+        self.windows: dict[tuple[int, str], Window] = {}
+        self.stats: dict[tuple[int, str], VersionStats] = {}
+        self.fallback_reason: str | None = None
+        self._fallback_for: tuple[int, int] | None = None  # (canary version, declaration revision)
+        self.shadow_agree = 0
+        self.shadow_compared = 0
+        self.shadow_dropped = 0
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+
+    # --- state ------------------------------------------------------------------------------------
+    @property
+    def rollout(self) -> Rollout:
+        src = self.registry.source
+        return src.rollout if src is not None else Rollout()
+
+    def _revision(self) -> int:
+        src = self.registry.source
+        return src.revision if src is not None else 0
+
+    def canary_active(self) -> bool:
+        canary = self.registry.canary
+        if canary is None:
+            return False
+        if self._fallback_for is not None and self._fallback_for != (canary.version, self._revision()):
+            self._fallback_for, self.fallback_reason = None, None  # a new declaration: a fresh start
+        return self._fallback_for is None
+
+    def window(self, version: int, role: str) -> Window:
+        w = self.windows.get((version, role))
+        if w is None or w.seconds != self.rollout.fallback.window_seconds:
+            w = self.windows[(version, role)] = Window(self.rollout.fallback.window_seconds)
+        return w
+
+    # --- routing ----------------------------------------------------------------------------------
+    def plan(self, stable: ModelVersion, key: str | None) -> Plan:
+        canary = self.registry.canary
+        ro = self.rollout
+        self.metrics.role_version.labels(STABLE).set(stable.version)
+        self.metrics.role_version.labels(CANARY).set(canary.version if canary else 0)
+        if canary is None or not self.canary_active():
+            self.metrics.canary_weight.set(0)
+            return Plan(stable, STABLE, stable)
+        if ro.mode == "shadow":
+            self.metrics.canary_weight.set(0)
+            return Plan(stable, STABLE, stable, shadow=canary)
+        self.metrics.canary_weight.set(ro.weight)
+        place = bucket(key) if key else random.random() * 100
+        return Plan(canary, CANARY, stable) if place < ro.weight else Plan(stable, STABLE, stable)
+
+    async def run(self, plan: Plan, call: Call) -> tuple[list[Answer], ModelVersion, str]:
+        """Answers and the version (and role) that gave them."""
+        if plan.role == CANARY:
+            t0 = time.perf_counter()
+            try:
+                answers = await call(plan.model)
+            except Exception as exc:  # the canary's failure is answered by stable, never passed on
+                self._observe(plan.model, CANARY, False, time.perf_counter() - t0, ())
+                log.warning(
+                    "canary failed; answered by stable",
+                    extra={"version": plan.model.version, "error": f"{type(exc).__name__}: {exc}"},
+                )
+            else:
+                self._observe(plan.model, CANARY, True, time.perf_counter() - t0, answers)
+                return answers, plan.model, CANARY
+        t0 = time.perf_counter()
+        try:
+            answers = await call(plan.stable)
+        except Exception:
+            self._observe(plan.stable, STABLE, False, time.perf_counter() - t0, ())
+            raise
+        self._observe(plan.stable, STABLE, True, time.perf_counter() - t0, answers)
+        if plan.shadow is not None:
+            self._start_shadow(plan.shadow, plan.stable, call, answers)
+        return answers, plan.stable, STABLE
+
+    # --- shadow -----------------------------------------------------------------------------------
+    def _start_shadow(
+        self, canary: ModelVersion, stable: ModelVersion, call: Call, ref: list[Answer]
+    ) -> None:
+        if len(self._shadow_tasks) >= MAX_SHADOW_IN_FLIGHT:
+            self.shadow_dropped += 1
+            self.metrics.shadow_compared.labels(str(stable.version), str(canary.version), "dropped").inc()
+            return
+        task = asyncio.create_task(self._shadow(canary, stable, call, ref))
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(
+        self, canary: ModelVersion, stable: ModelVersion, call: Call, ref: list[Answer]
+    ) -> None:
+        t0 = time.perf_counter()
+        labels = (str(stable.version), str(canary.version))
+        try:
+            answers = await call(canary)
+        except Exception:
+            self._observe(canary, CANARY, False, time.perf_counter() - t0, ())
+            self.metrics.shadow_compared.labels(*labels, "error").inc()
+            return
+        self._observe(canary, CANARY, True, time.perf_counter() - t0, answers)
+        for a, b in zip(ref, answers, strict=False):
+            same = a.top_label == b.top_label
+            self.shadow_compared += 1
+            self.shadow_agree += same
+            self.metrics.shadow_compared.labels(*labels, "agree" if same else "disagree").inc()
+        if self.shadow_compared:
+            self.metrics.shadow_agreement.set(self.shadow_agree / self.shadow_compared)
+
+    async def aclose(self) -> None:
+        for t in list(self._shadow_tasks):
+            t.cancel()
+        await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
+
+    # --- observation and fallback -----------------------------------------------------------------
+    def _observe(
+        self, model: ModelVersion, role: str, ok: bool, seconds: float, answers: Sequence[Answer]
+    ) -> None:
+        v = str(model.version)
+        m = self.metrics
+        m.version_requests.labels(v, role, "ok" if ok else "error").inc()
+        st = self.stats.setdefault((model.version, role), VersionStats())
+        st.requests += 1
+        st.errors += not ok
+        if ok:
+            m.version_seconds.labels(v, role).observe(seconds)
+            for a in answers:
+                st.labels[a.top_label] += 1
+                m.version_predictions.labels(v, role, a.top_label).inc()
+        self.window(model.version, role).add(ok, seconds)
+        if role == CANARY:
+            self._check(model)
+
+    def _check(self, canary: ModelVersion) -> None:
+        if self._fallback_for is not None or self.registry.canary is not canary:
+            return
+        lim = self.rollout.fallback
+        n, err, p99 = self.window(canary.version, CANARY).stats()
+        if n < lim.min_requests:
+            return
+        if err > lim.max_error_rate:
+            kind, why = "error_rate", f"error rate {err:.1%} > {lim.max_error_rate:.1%}"
+        elif lim.max_p99_ms > 0 and p99 > lim.max_p99_ms:
+            kind, why = "p99", f"p99 {p99:.0f} ms > {lim.max_p99_ms:.0f} ms"
+        else:
+            return
+        self._fallback_for = (canary.version, self._revision())
+        self.fallback_reason = (
+            f"canary version {canary.version} stopped: {why} over the last {n} answers "
+            f"({lim.window_seconds:g} s window); stable serves all traffic until the rollout is "
+            "declared again"
+        )
+        self.metrics.canary_fallbacks.labels(str(canary.version), kind).inc()
+        log.error(self.fallback_reason, extra={"version": canary.version, "reason": kind})
