@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -165,10 +165,14 @@ class Stack:
         rest_port: int | None = None,
         wait_version: int | None = 1,
         timeout: float = READY_TIMEOUT_S,
+        config_file: Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> Proc:
+        """The model server on this base, or on the models of ``config_file`` (TF Serving's
+        ``--model_config_file``; ``extra_args`` e.g. its poll and label flags)."""
         p = start_model_server(
-            self.model_dir, self.model_name, self.logs, poll_s=self.poll_s, grpc_port=grpc_port,
-            rest_port=rest_port,
+            self.model_dir, self.model_name, self.logs, *extra_args, poll_s=self.poll_s, grpc_port=grpc_port,
+            rest_port=rest_port, config_file=config_file,
         )  # fmt: skip
         self.procs.append(p)
         if wait_version is not None:
