@@ -290,6 +290,16 @@ Checks across values that a JSON schema cannot express; included by the Deployme
 {{- fail (printf "model.versions.labels.%s=%v is not in model.versions.specific" $label $version) -}}
 {{- end -}}
 {{- end -}}
+{{- $m := .Values.model -}}
+{{- if and $m.canary.version (not $m.stableVersion) -}}
+{{- fail "model.canary.version needs model.stableVersion: a canary runs beside a declared stable version" -}}
+{{- end -}}
+{{- if and $m.stableVersion (eq (int $m.stableVersion) (int $m.canary.version)) -}}
+{{- fail "model.canary.version must differ from model.stableVersion (0: no canary)" -}}
+{{- end -}}
+{{- if and $m.stableVersion (or $v.specific $v.labels) -}}
+{{- fail "model.stableVersion declares the served versions: leave model.versions.specific and labels empty" -}}
+{{- end -}}
 {{- end }}
 
 {{/*
@@ -328,10 +338,10 @@ Environment of the object-storage syncer (rclone configured by environment: remo
   value: /tmp/rclone.conf
 - name: RCLONE_CONFIG_STORE_ENV_AUTH
   value: "true"
-{{- if kindIs "slice" .Values.model.versions.specific }}{{ if .Values.model.versions.specific }}
+{{- with include "text-classifier.specificVersions" . }}
 - name: MODEL_VERSIONS
-  value: {{ join " " (.Values.model.versions.specific | toStrings) | quote }}
-{{- end }}{{ end }}
+  value: {{ . | quote }}
+{{- end }}
 - name: MODEL_LATEST
   value: {{ .Values.model.versions.latest | quote }}
 {{- if $o.credentialsFile.secretName }}
@@ -462,9 +472,42 @@ their content only, not their labels, so a chart version bump alone does not rol
 {{- define "text-classifier.dataChecksum" -}}
 {{- $top := .top -}}
 {{- $data := list -}}
+{{- $omit := default list .omit -}}
 {{- range (include (print $top.Template.BasePath .template) $top | splitList "\n---\n") -}}
 {{- $doc := fromYaml . -}}
-{{- $data = append $data (dict "data" (get $doc "data") "stringData" (get $doc "stringData")) -}}
+{{- $d := deepCopy (default dict (get $doc "data")) -}}
+{{- range $omit }}{{ $_ := unset $d . }}{{ end -}}
+{{- $data = append $data (dict "data" $d "stringData" (get $doc "stringData")) -}}
 {{- end -}}
 {{- toJson $data | sha256sum -}}
+{{- end }}
+
+{{/*
+Model lifecycle: the versions TF Serving loads with a `specific` policy, space-separated; empty: the
+latest policy. model.stableVersion (and model.canary.version) declare them, else model.versions.specific.
+*/}}
+{{- define "text-classifier.specificVersions" -}}
+{{- $m := .Values.model -}}
+{{- if $m.stableVersion -}}
+{{- $l := list (int $m.stableVersion) -}}
+{{- if $m.canary.version }}{{ $l = append $l (int $m.canary.version) }}{{ end -}}
+{{- join " " ($l | toStrings) -}}
+{{- else if kindIs "slice" $m.versions.specific -}}
+{{- join " " ($m.versions.specific | toStrings) -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Model lifecycle: version labels, label -> version (model.stableVersion/canary.version, else
+model.versions.labels).
+*/}}
+{{- define "text-classifier.versionLabels" -}}
+{{- $m := .Values.model -}}
+{{- if $m.stableVersion -}}
+{{- $l := dict "stable" (int $m.stableVersion) -}}
+{{- if $m.canary.version }}{{ $_ := set $l "canary" (int $m.canary.version) }}{{ end -}}
+{{- toJson $l -}}
+{{- else -}}
+{{- toJson (default dict $m.versions.labels) -}}
+{{- end -}}
 {{- end }}

@@ -1,0 +1,62 @@
+"""One stand-in model server reading a declared model config (re-read every second) and one sidecar
+reading the same files: the pod's arrangement, as processes. Tests change the declaration and watch."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from lc_support import MODEL, declare, make_version
+
+from devstack import Proc, Stack
+
+
+@dataclass
+class Lab:
+    stack: Stack
+    server: Proc
+    sidecar: Proc
+    config_dir: Path
+    source: Path  # a good version's files, to derive more versions from
+
+    @property
+    def url(self) -> str:
+        return self.sidecar.url()
+
+    def publish(self, version: int, kind: str = "copy") -> Path:
+        return make_version(self.source, self.stack.model_dir, version, kind)
+
+    def declare(self, stable: int | None, canary: int | None = None, **rollout: object) -> None:
+        declare(self.config_dir, self.stack.base, stable, canary, **rollout)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, exported_models: Path) -> Iterator[Lab]:
+    root = tmp_path_factory.mktemp("lifecycle")
+    stack = Stack(root, MODEL, poll_s=0.3)
+    source = root / "source"
+    shutil.copytree(exported_models / MODEL / "1", source)
+    config_dir = root / "config"
+    config_dir.mkdir()
+    lab_ = Lab(stack, None, None, config_dir, source)  # type: ignore[arg-type]
+    lab_.publish(1)
+    lab_.declare(1)
+    try:
+        lab_.server = stack.server(
+            config_file=config_dir / "models.config",
+            extra_args=(
+                "--model_config_file_poll_wait_seconds=1",
+                "--allow_version_labels_for_unavailable_models",
+            ),
+        )
+        lab_.sidecar = stack.sidecar(
+            lab_.server,
+            model_config_file=str(config_dir / "models.config"),
+            rollout_file=str(config_dir / "rollout.json"),
+        )
+        yield lab_
+    finally:
+        stack.stop()
