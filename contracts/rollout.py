@@ -23,7 +23,8 @@ import orjson
 
 MODEL_CONFIG = "models.config"
 ROLLOUT = "rollout.json"
-STABLE, CANARY = "stable", "canary"
+STABLE, CANARY, PREVIOUS = "stable", "canary", "previous"
+ROLES = (STABLE, CANARY, PREVIOUS)
 
 Value = Union[str, "Msg"]
 Msg = list[tuple[str, Value]]  # fields in order; a scalar keeps its raw token (quotes included)
@@ -141,6 +142,12 @@ class Declared:
         c = self.labels.get(CANARY)
         return c if c != self.stable else None
 
+    @property
+    def previous(self) -> int | None:
+        """The stable before the last promotion, kept loaded so that rolling back is instant."""
+        p = self.labels.get(PREVIOUS)
+        return p if p != self.stable else None
+
 
 def declared(text: str, model_name: str) -> Declared | None:
     """The declaration of ``model_name`` in a model config, or None when it is not listed."""
@@ -163,27 +170,33 @@ def declared(text: str, model_name: str) -> Declared | None:
     return Declared("latest", labels=labels)
 
 
-def with_roles(text: str, model_name: str, stable: int, canary: int | None) -> str:
-    """The config with ``model_name`` serving exactly ``stable`` (and ``canary``), labelled so; other
-    labels survive when their version is still served, every other field is kept."""
-    if stable <= 0 or (canary is not None and canary <= 0):
+def with_roles(
+    text: str, model_name: str, stable: int, canary: int | None, previous: int | None = None
+) -> str:
+    """The config with ``model_name`` serving exactly ``stable`` (and ``canary``, ``previous``),
+    labelled so; other labels survive when their version is still served, other fields are kept.
+
+    TF Serving refuses a whole config in which an existing label moves to a version it has not
+    loaded (``--allow_version_labels_for_unavailable_models`` admits only new labels); callers keep
+    to moves that are safe (training/promote.py)."""
+    if any(v is not None and v <= 0 for v in (stable, canary, previous)):
         raise RolloutError("versions are positive integers")
     tree = parse(text)
     cfg = _model(tree, model_name)
     if cfg is None:
         raise RolloutError(f"model {model_name!r} is not in the model config")
-    served = sorted({stable} | ({canary} if canary is not None else set()))
+    served = sorted({v for v in (stable, canary, previous) if v is not None})
     kept: Msg = []
     for k, v in cfg:
         if k == "model_version_policy":
             continue
         if k == "version_labels" and isinstance(v, list):
             kv = dict(v)
-            if scalar(kv.get("key", "")) in (STABLE, CANARY) or _int(kv.get("value", "0")) not in served:
+            if scalar(kv.get("key", "")) in ROLES or _int(kv.get("value", "0")) not in served:
                 continue
         kept.append((k, v))
     kept.append(("model_version_policy", [("specific", [("versions", str(s)) for s in served])]))
-    roles = [(STABLE, stable)] + ([(CANARY, canary)] if canary is not None else [])
+    roles = [(r, v) for r, v in ((STABLE, stable), (CANARY, canary), (PREVIOUS, previous)) if v is not None]
     for role, version in roles:
         kept.append(("version_labels", [("key", f'"{role}"'), ("value", str(version))]))
     cfg[:] = kept

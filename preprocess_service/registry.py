@@ -159,7 +159,7 @@ class Registry:
             self.canary, self.canary_status = None, "no canary declared"
         elif self.canary is None or self.canary.version != canary:
             self.canary, self.canary_status = await self._ready(canary, dirs)
-        keep = {v for v in (decl.stable, canary) if v is not None}
+        keep = {v for v in (decl.stable, canary, decl.previous) if v is not None}
         self._forget(dirs, keep)
 
     def _forget(self, dirs: dict[int, Path], keep: set[int]) -> None:

@@ -182,51 +182,77 @@ def _checked(base: Path, version: int) -> Path:
 
 
 def run(args: argparse.Namespace, out: Any = sys.stdout) -> None:
+    """One declared change. TF Serving moves an existing label only onto a version it has loaded, so
+    every change here is one it accepts in a single step: a canary is added where none is, promotion
+    moves `stable` onto the (loaded) canary and keeps the old stable loaded as `previous`, and a
+    rollback moves `stable` back onto `previous`."""
     store = Store(args.config_dir, args.configmap, args.namespace)
     base: Path = args.model_base / args.model_name
     text, rollout = store.read()
     decl = declared(text, args.model_name)
     if decl is None:
         raise GateError(f"model {args.model_name!r} is not in the model config")
-    stable, canary = decl.stable, decl.canary
-    if args.command == "rollback":
-        target = args.to_version or stable
-        if target is None:
-            raise GateError("no stable version is declared: give --to-version")
-        _checked(base, target)
-        print(side_by_side([(f"stable v{target}", base / str(target))]), file=out)
-        note = f"rollback to {target}" + (f", canary {canary} removed" if canary else "")
-        store.write(_stamp(note) + with_roles(text, args.model_name, target, None), rollout)
-        log.warning("%s", note)
+    stable, canary, previous = decl.stable, decl.canary, decl.previous
+    served = decl.versions if decl.policy == "specific" else frozenset()
+
+    def write(roles: tuple[int, int | None, int | None], note: str, ro: Rollout = rollout) -> None:
+        store.write(_stamp(note) + with_roles(text, args.model_name, *roles), ro)
+        log.info("%s", note)
         print(note, file=out)
+
+    if args.command == "rollback":
+        roles: tuple[int, int | None, int | None]
+        if args.to_version is not None:
+            if args.to_version not in served:
+                raise GateError(
+                    f"version {args.to_version} is not loaded (served: {sorted(served)}); TF Serving refuses "
+                    "to move the stable label onto it: declare it as canary first, then promote it"
+                )
+            roles, note = (args.to_version, None, None), f"rollback to {args.to_version} (was {stable})"
+        elif canary is not None and stable is not None:
+            roles, note = (stable, None, previous), f"canary {canary} removed; stable stays {stable}"
+        elif previous is not None and stable is not None:
+            roles, note = (previous, None, None), f"rollback to {previous} (was {stable})"
+        else:
+            raise GateError("nothing to roll back: no canary and no previous version is declared")
+        _checked(base, roles[0])
+        print(side_by_side([(f"stable v{roles[0]}", base / str(roles[0]))]), file=out)
+        write(roles, note)
         return
+    if args.version == stable:
+        raise GateError(f"version {args.version} is the stable version already")
     vdir = _checked(base, args.version)
     cols: list[tuple[str, Path | None]] = [(f"candidate v{args.version}", vdir)]
-    if stable is not None and stable != args.version:
+    if stable is not None:
         cols.insert(0, (f"stable v{stable}", base / str(stable)))
     print(side_by_side(cols), file=out)
     if args.command == "canary":
         if stable is None:
             raise GateError("declare a stable version first: promote --version <the one serving now>")
-        if args.version == stable:
-            raise GateError(f"version {args.version} is the stable version already")
-        new = Rollout(args.mode, args.weight, rollout.fallback)
+        if canary is not None and canary != args.version:
+            raise GateError(
+                f"canary {canary} is declared: remove it first (rollback), and once TF Serving has re-read "
+                f"its config (model.configPollSeconds) declare {args.version}"
+            )
         note = f"canary {args.version} ({args.mode}, {args.weight:g}%) beside stable {stable}"
-        store.write(_stamp(note) + with_roles(text, args.model_name, stable, args.version), new)
-        print(note, file=out)
+        write((stable, args.version, None), note, Rollout(args.mode, args.weight, rollout.fallback))
         return
+    if stable is not None and args.version not in served:
+        raise GateError(
+            f"version {args.version} is not loaded (served: {sorted(served)}): declare it as canary first "
+            "(TF Serving moves the stable label only onto a loaded version)"
+        )
     worse = regressions(scores(vdir), scores(base / str(stable)), args.tolerance) if stable else []
     if worse and not args.force:
         raise GateError(
             f"version {args.version} is worse than stable {stable}: " + "; ".join(worse)
             + " (--force --reason '...' overrides)"
         )  # fmt: skip
-    note = f"promote {args.version} (was {stable})"
+    note = f"promote {args.version} (was {stable}, kept loaded as previous)"
     if worse:
         note += f"; forced over [{'; '.join(worse)}]: {args.reason}"
         log.warning("promotion forced: %s", note)
-    store.write(_stamp(note) + with_roles(text, args.model_name, args.version, None), rollout)
-    print(note, file=out)
+    write((args.version, None, stable), note)
 
 
 def parser() -> argparse.ArgumentParser:

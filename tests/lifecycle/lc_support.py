@@ -114,7 +114,14 @@ def declare(
         tmp.replace(config_dir / name)
 
 
-def wait_for(what: str, cond: Callable[[], Any], timeout: float = 90, every: float = 0.2) -> Any:
+def wait_for(
+    what: str,
+    cond: Callable[[], Any],
+    timeout: float = 90,
+    every: float = 0.2,
+    fail: Callable[[], Any] | None = None,
+) -> Any:
+    """``cond()`` once it is truthy; on timeout, fails with its last value (and ``fail()``'s)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -126,7 +133,8 @@ def wait_for(what: str, cond: Callable[[], Any], timeout: float = 90, every: flo
             if last:
                 return last
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    extra = f"\n{fail()}" if fail is not None else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}{extra}")
 
 
 def model_info(url: str) -> dict[str, Any]:

@@ -67,6 +67,7 @@ def test_split_sends_the_declared_share_and_names_the_version(lab: Lab) -> None:
 
 
 def test_client_key_keeps_a_client_on_one_version(lab: Lab) -> None:
+    lab.publish(2)
     lab.declare(1, 2, weight=10)
     wait_for("canary 2 active", lambda: rollout_is(lab.url, 1, 2, active=True, weight=10))
     keys = [f"client-{i}" for i in range(300)]
@@ -84,6 +85,7 @@ def test_client_key_keeps_a_client_on_one_version(lab: Lab) -> None:
 
 
 def test_shadow_returns_stable_and_measures_agreement(lab: Lab) -> None:
+    lab.publish(2)
     lab.publish(3, "permuted")
     for canary, agree in ((2, lambda rate: rate == 1.0), (3, lambda rate: rate < 0.6)):
         lab.declare(1, canary, mode="shadow")
@@ -102,7 +104,10 @@ def test_shadow_returns_stable_and_measures_agreement(lab: Lab) -> None:
             )
             return n if n >= 100 else 0
 
-        wait_for("100 shadow comparisons", compared, timeout=30)
+        shadow_lines = lambda: [  # noqa: E731
+            ln for ln in httpx.get(f"{lab.url}/metrics").text.splitlines() if "shadow" in ln or "canary" in ln
+        ]
+        assert wait_for("100 shadow comparisons", compared, timeout=30, fail=shadow_lines)
         rate = sample(lab, "sidecar_shadow_comparisons_total", result="agree", **labels) / compared()
         assert agree(rate), f"agreement {rate:.2f} with canary {canary}"
     assert model_info(lab.url)["rollout"]["shadow"]["compared"] >= 200

@@ -297,6 +297,12 @@ Checks across values that a JSON schema cannot express; included by the Deployme
 {{- if and $m.stableVersion (eq (int $m.stableVersion) (int $m.canary.version)) -}}
 {{- fail "model.canary.version must differ from model.stableVersion (0: no canary)" -}}
 {{- end -}}
+{{- if and $m.previousVersion (not $m.stableVersion) -}}
+{{- fail "model.previousVersion needs model.stableVersion" -}}
+{{- end -}}
+{{- if and $m.stableVersion (eq (int $m.stableVersion) (int $m.previousVersion)) -}}
+{{- fail "model.previousVersion must differ from model.stableVersion (0: none)" -}}
+{{- end -}}
 {{- if and $m.stableVersion (or $v.specific $v.labels) -}}
 {{- fail "model.stableVersion declares the served versions: leave model.versions.specific and labels empty" -}}
 {{- end -}}
@@ -491,7 +497,8 @@ latest policy. model.stableVersion (and model.canary.version) declare them, else
 {{- if $m.stableVersion -}}
 {{- $l := list (int $m.stableVersion) -}}
 {{- if $m.canary.version }}{{ $l = append $l (int $m.canary.version) }}{{ end -}}
-{{- join " " ($l | toStrings) -}}
+{{- if $m.previousVersion }}{{ $l = append $l (int $m.previousVersion) }}{{ end -}}
+{{- join " " ($l | toStrings | uniq) -}}
 {{- else if kindIs "slice" $m.versions.specific -}}
 {{- join " " ($m.versions.specific | toStrings) -}}
 {{- end -}}
@@ -506,6 +513,7 @@ model.versions.labels).
 {{- if $m.stableVersion -}}
 {{- $l := dict "stable" (int $m.stableVersion) -}}
 {{- if $m.canary.version }}{{ $_ := set $l "canary" (int $m.canary.version) }}{{ end -}}
+{{- if $m.previousVersion }}{{ $_ := set $l "previous" (int $m.previousVersion) }}{{ end -}}
 {{- toJson $l -}}
 {{- else -}}
 {{- toJson (default dict $m.versions.labels) -}}
