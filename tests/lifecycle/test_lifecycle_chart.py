@@ -126,3 +126,15 @@ def test_promote_rewrite_matches_the_chart_rendering() -> None:
         json.loads(find(objects(), "ConfigMap", "-tfserving")["data"]["rollout.json"])["canary"]["mode"]
         == "split"
     )
+
+
+def test_dashboard_shows_versions_and_roles() -> None:
+    from preprocess_service.metrics import Metrics
+
+    dash = json.loads((CHART / "files" / "dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
+    exported = {m.name for m in Metrics().registry.collect()}
+    for name in ("sidecar_version_requests", "sidecar_version_request_duration_seconds",
+                 "sidecar_version_predictions", "sidecar_canary_weight_percent",
+                 "sidecar_shadow_agreement_ratio", "sidecar_canary_fallbacks"):  # fmt: skip
+        assert name in exported and name in exprs, name
