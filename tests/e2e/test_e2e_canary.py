@@ -53,7 +53,8 @@ def test_canary_declared_promoted_and_rolled_back_without_replacing_pods(
     rel = release_factory("canary", ["cpu-values.yaml"], ["model.stableVersion=7"])
     rel.install()
     dep = rel.deployment()
-    desired, name, generation = dep.spec.replicas, dep.metadata.name, dep.metadata.generation
+    desired, name = dep.spec.replicas, dep.metadata.name
+    revision = dep.metadata.annotations["deployment.kubernetes.io/revision"]
     rel.wait_ready(desired)
     pods = {p.metadata.name for p in rel.pods()}
     decl, _ = state(cluster, rel)
@@ -79,14 +80,21 @@ def test_canary_declared_promoted_and_rolled_back_without_replacing_pods(
         assert (decl.stable, decl.canary, decl.previous, decl.versions) == (8, None, 7, {7, 8})
 
         # 3. the values catch up with what kubectl did, then roll back with helm
-        helm_upgrade(rel, "model.stableVersion=8", "model.previousVersion=7", "model.canary.version=0")
+        print(
+            "helm after kubectl, same declaration:",
+            helm_upgrade(rel, "model.stableVersion=8", "model.previousVersion=7", "model.canary.version=0"),
+        )
         decl, _ = state(cluster, rel)
         assert (decl.stable, decl.previous) == (8, 7)
-        helm_upgrade(rel, "model.stableVersion=7", "model.previousVersion=0")
+        print(
+            "helm rollback after kubectl:",
+            helm_upgrade(rel, "model.stableVersion=7", "model.previousVersion=0"),
+        )
         decl, _ = state(cluster, rel)
         assert (decl.stable, decl.canary, decl.previous, decl.versions) == (7, None, None, {7})
 
     assert not watcher.errors, watcher.errors
     assert min(watcher.ready_counts, default=desired) >= desired, watcher.ready_counts
-    assert rel.deployment().metadata.generation == generation, "the pod template changed: pods were rolled"
+    after = rel.deployment().metadata.annotations["deployment.kubernetes.io/revision"]
+    assert after == revision, "the pod template changed: a new ReplicaSet rolled the pods"
     assert {p.metadata.name for p in rel.pods()} == pods, "pods were replaced"

@@ -1,0 +1,115 @@
+"""The pieces under the process tests: the text-format reader/writer against TF Serving's own parser,
+the rollout file's validation, the sliding window, sticky buckets, and the p99 fallback."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from contracts.rollout import Fallback, Rollout, RolloutError, declared, parse, with_roles
+from preprocess_service.lifecycle.routing import CANARY, STABLE, Lifecycle, bucket
+from preprocess_service.lifecycle.window import Window
+from preprocess_service.metrics import Metrics
+
+CONFIG = """# a comment
+model_config_list {
+  config {
+    name: 'news'
+    base_path: "/models/news"
+    model_platform: "tensorflow"
+    model_version_policy { latest { num_versions: 2 } }
+    version_labels { key: "old" value: 3 }
+  }
+  config { name: "other" base_path: "/models/other" model_platform: "tensorflow" }
+}
+"""
+
+
+def test_rewrite_keeps_other_models_and_parses_with_tf_serving(tmp_path: Path) -> None:
+    from local_model_server.model_config import VersionPolicy, read_model_config
+
+    text = with_roles(CONFIG, "news", 4, 5, previous=3)
+    (tmp_path / "models.config").write_text(text)
+    cfg = read_model_config(tmp_path / "models.config").model_config_list.config
+    assert [c.name for c in cfg] == ["news", "other"]
+    assert VersionPolicy.of(cfg[0]).versions == {3, 4, 5}
+    assert dict(cfg[0].version_labels) == {"old": 3, "stable": 4, "canary": 5, "previous": 3}
+    decl = declared(text, "news")
+    assert decl is not None and (decl.stable, decl.canary, decl.previous) == (4, 5, 3)
+    assert declared(text, "missing") is None
+    assert declared(CONFIG, "other") == declared(with_roles(CONFIG, "news", 1, None), "other")
+
+
+@pytest.mark.parametrize("bad", ["model_config_list {", "model_config_list { config { name }", "a: b }"])
+def test_malformed_config_is_refused(bad: str) -> None:
+    with pytest.raises(RolloutError):
+        parse(bad) if "}" not in bad[-1:] else declared(bad, "news")
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        '{"canary": {"mode": "mirror"}}',
+        '{"canary": {"weight": 120}}',
+        "[1]",
+        "{",
+        '{"fallback": {"max_error_rate": 2}}',
+    ],
+)
+def test_bad_rollout_files_are_refused(doc: str) -> None:
+    with pytest.raises(RolloutError):
+        Rollout.from_json(doc)
+
+
+def test_rollout_round_trip() -> None:
+    ro = Rollout("shadow", 12.5, Fallback(30, 5, 0.1, 250))
+    assert Rollout.from_json(ro.to_json()) == ro
+    assert Rollout.from_json(b"") == Rollout()
+
+
+def test_window_error_rate_and_p99_forget_old_answers() -> None:
+    w = Window(10)
+    for i in range(99):
+        w.add(True, 0.01, now=100 + i * 0.01)
+    w.add(True, 2.0, now=101)
+    assert w.stats(now=101)[2] == pytest.approx(10)  # nearest rank: 1 slow answer in 100 is not the p99
+    w.add(True, 2.0, now=101)
+    w.add(False, 0.0, now=101)
+    n, err, p99 = w.stats(now=101)
+    assert n == 102 and err == pytest.approx(1 / 102) and p99 == pytest.approx(2000)
+    assert w.stats(now=200) == (0, 0.0, 0.0)
+
+
+def test_buckets_are_sticky_and_spread() -> None:
+    assert bucket("client-1") == bucket("client-1")
+    share = sum(bucket(f"k{i}") < 10 for i in range(20_000)) / 20_000
+    assert 0.09 < share < 0.11
+
+
+def test_slow_canary_is_stopped_on_p99_and_stable_answers() -> None:
+    stable = SimpleNamespace(version=1)
+    canary = SimpleNamespace(version=2)
+    source = SimpleNamespace(rollout=Rollout("split", 100, Fallback(60, 5, 0.5, 50)), revision=1)
+    registry = SimpleNamespace(canary=canary, source=source)
+    lc = Lifecycle(registry, Metrics())  # type: ignore[arg-type]
+
+    async def call(m: Any) -> list[Any]:
+        await asyncio.sleep(0.08 if m is canary else 0)
+        return [SimpleNamespace(top_label=f"v{m.version}")]
+
+    async def main() -> list[tuple[int, str]]:
+        out = []
+        for i in range(10):
+            _, model, role = await lc.run(lc.plan(stable, f"key{i}"), call)  # type: ignore[arg-type]
+            out.append((model.version, role))
+        return out
+
+    seen = asyncio.run(main())
+    assert seen[:5] == [(2, CANARY)] * 5 and seen[5:] == [(1, STABLE)] * 5
+    assert lc.fallback_reason is not None and "p99" in lc.fallback_reason
+    source.revision = 2  # declared again: the canary gets a fresh window
+    assert lc.canary_active()
