@@ -60,6 +60,7 @@ def test_split_sends_the_declared_share_and_names_the_version(lab: Lab) -> None:
     seen = versions(results)
     assert set(seen) == {1, 2} and sum(seen.values()) == 2000, seen
     share = 100 * seen[2] / 2000
+    print(f"measured canary share {share:.2f}% of 2000 requests (declared 10%)")
     assert 7 <= share <= 13, f"canary share {share:.1f}% for a declared 10% ({seen})"
     assert sample(lab, "sidecar_version_requests_total", version="2", role="canary", outcome="ok") >= seen[2]
     ro = model_info(lab.url)["rollout"]
