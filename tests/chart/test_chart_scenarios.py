@@ -45,7 +45,7 @@ def test_chart_pod_runs_tfserving_and_sidecar_with_readonly_models(rendered: Ren
     assert any(a.startswith("--file_system_poll_wait_seconds=") for a in tfs["args"])
     data = config_data(rendered[name])
     assert 'base_path: "/models/news"' in data["models.config"]
-    if name == "object-storage-minio":  # declared versions
+    if name in ("object-storage-minio", "canary"):  # declared versions
         assert "specific {\n        versions: 3\n        versions: 4\n      }" in data["models.config"]
     else:
         assert "latest {\n        num_versions: 2\n      }" in data["models.config"]

@@ -82,6 +82,13 @@ def test_stable_and_canary_render_specific_versions_with_labels(tmp_path: Path) 
     assert mounts["/etc/tfserving"] == "tfserving-config"
 
 
+def test_stable_version_takes_precedence_over_versions_specific() -> None:
+    """A release that used model.versions.specific/labels moves to declared roles with --reuse-values."""
+    objs = objects("model.versions.specific={3,4}", "model.versions.labels.old=3", "model.stableVersion=5")
+    decl = declared(find(objs, "ConfigMap", "-tfserving")["data"]["models.config"], "news")
+    assert decl is not None and (decl.versions, decl.labels) == (frozenset({5}), {"stable": 5})
+
+
 def test_default_stays_latest_two() -> None:
     data = find(objects(), "ConfigMap", "-tfserving")["data"]
     decl = declared(data["models.config"], "news")
@@ -106,7 +113,6 @@ def test_declared_changes_do_not_roll_the_pods() -> None:
     [
         (("model.canary.version=4",), "model.canary.version needs model.stableVersion"),
         (("model.stableVersion=4", "model.canary.version=4"), "must differ from model.stableVersion"),
-        (("model.stableVersion=4", "model.versions.specific={4}"), "leave model.versions.specific"),
         (("model.stableVersion=4", "model.canary.mode=mirror"), "split"),
         (("model.stableVersion=4", "model.canary.weight=101"), "weight"),
     ],

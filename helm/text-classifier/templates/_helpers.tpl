@@ -303,9 +303,6 @@ Checks across values that a JSON schema cannot express; included by the Deployme
 {{- if and $m.stableVersion (eq (int $m.stableVersion) (int $m.previousVersion)) -}}
 {{- fail "model.previousVersion must differ from model.stableVersion (0: none)" -}}
 {{- end -}}
-{{- if and $m.stableVersion (or $v.specific $v.labels) -}}
-{{- fail "model.stableVersion declares the served versions: leave model.versions.specific and labels empty" -}}
-{{- end -}}
 {{- end }}
 
 {{/*
