@@ -180,9 +180,10 @@ class Lifecycle:
         st.errors += not ok
         if ok:
             m.version_seconds.labels(v, role).observe(seconds)
-            for a in answers:
-                st.labels[a.top_label] += 1
-                m.version_predictions.labels(v, role, a.top_label).inc()
+            counts = Counter(a.top_label for a in answers)  # one metric update per label, not per text
+            st.labels.update(counts)
+            for label, n in counts.items():
+                m.version_predictions.labels(v, role, label).inc(n)
         self.window(model.version, role).add(ok, seconds)
         if role == CANARY:
             self._check(model)
