@@ -2,7 +2,8 @@
 TF-IDF vector and sends it as JSON ``instances`` over REST to the model server (the KServe transformer
 and seed pattern). It is given every advantage that is not the design under test: the project's fast
 vectorizer (not a per-call scikit-learn transform), orjson, one pooled keep-alive client, one uvicorn
-worker like the sidecar, the same ``gc.freeze()`` after start-up. What differs is the payload (the dense vector) and the REST/JSON path.
+worker like the sidecar, the same ``gc.freeze()`` after start-up. What differs is the payload (the
+dense vector) and the REST/JSON path.
 
 ``python -m bench.baseline --port P --model-dir <dense base>/<version> --upstream http://127.0.0.1:R
 --model-name news``"""

@@ -40,7 +40,7 @@ def measure(
     probe = [loadgen.http_request("/healthz", b"", method="GET", host=f"{HOST}:{port}")]
     big, small = loop.run_until_complete(_both(port, flood, probe, duration_s))
     return {
-        "what": f"GET /healthz (c=1) while {FLOOD_CONCURRENCY} connections send {texts} texts x {chars} chars",
+        "what": f"GET /healthz (c=1) while {FLOOD_CONCURRENCY} connections send {texts} x {chars} chars",
         "body_bytes": len(body),
         "flood": asdict(big),
         "healthz": asdict(small),

@@ -61,7 +61,9 @@ def sklearn_vectorizer(vec: Vectorizer) -> Any:
     return sk
 
 
-def sklearn_one(vec: Vectorizer, docs: list[str], words: int = 400, rounds: int = 10, calls: int = 20) -> dict:
+def sklearn_one(
+    vec: Vectorizer, docs: list[str], words: int = 400, rounds: int = 10, calls: int = 20
+) -> dict:
     """``TfidfVectorizer.transform([doc])`` on the same document as :func:`vectorize_one`, timed the
     same way, and the check that both give the same weights."""
     import numpy as np

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-ORDER = ("inproc", "dense_rest", "dense_rest_batch", "sidecar_rest_batch", "sidecar_rest_nobatch", "sidecar_grpc_batch",
-         "sidecar_grpc_nobatch")  # fmt: skip
+ORDER = ("inproc", "dense_rest", "dense_rest_batch", "sidecar_rest_batch", "sidecar_rest_nobatch",
+         "sidecar_grpc_batch", "sidecar_grpc_nobatch")  # fmt: skip
 
 
 def _targets(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -53,7 +53,9 @@ def checks(result: dict[str, Any]) -> str:
         verdict = {True: "MET", False: "MISSED", None: "not measured"}[v["met"]]
         lines.append(f"  {name:32s} {v['value']!s:>10} (target {op} {v['limit']})  {verdict}")
     lines.append(f"  peak RSS by sidecar configuration (MB): {c.get('peak_rss_mb_by_transport')}")
-    lines.append(f"  throughput at c=32 over the unbatched baseline: {c.get('throughput_c32_vs_unbatched_baseline')}")
+    lines.append(
+        f"  throughput at c=32 over the unbatched baseline: {c.get('throughput_c32_vs_unbatched_baseline')}"
+    )
     load = result.get("load", {})
     lines.append(f"  load average before / after: {load.get('loadavg_before')} / {load.get('loadavg_after')}")
     return "\n".join(lines)

@@ -182,8 +182,12 @@ class Runner:
             )  # fmt: skip
             try:
                 wait_http(sidecar, "/readyz", timeout=self.s.ready_timeout_s)
-                res = flood.measure(self.loop, sidecar.ports["http"], self.docs, texts, chars, self.s.duration_s)
-                res["sidecar_peak_rss_mb"] = round(procstat.memory_kb(sidecar.popen.pid).get("VmHWM", 0) / 1024, 1)
+                res = flood.measure(
+                    self.loop, sidecar.ports["http"], self.docs, texts, chars, self.s.duration_s
+                )
+                res["sidecar_peak_rss_mb"] = round(
+                    procstat.memory_kb(sidecar.popen.pid).get("VmHWM", 0) / 1024, 1
+                )
             finally:
                 sidecar.stop()
         finally:
@@ -192,8 +196,9 @@ class Runner:
         if f["errors"] or h["errors"] or not f["requests"]:
             raise RuntimeError(f"the flood measurement failed: flood {f}, healthz {h}")
         self.emit(
-            f"  healthz during flood: p99 {h['latency_ms'].get('p99', 0):.2f} ms over {h['requests']} checks; "
-            f"flood {f['throughput_rps']:.1f} req/s, errors {f['errors']}" + (f" ({f['first_error']})" if f["errors"] else "")
+            f"  healthz during flood: p99 {h['latency_ms'].get('p99', 0):.2f} ms, {h['requests']} checks; "
+            f"flood {f['throughput_rps']:.1f} req/s, errors {f['errors']}"
+            + (f" ({f['first_error']})" if f["errors"] else "")
         )
         return res
 
@@ -360,6 +365,13 @@ def _run_at(target: dict[str, Any] | None, c: int) -> dict[str, Any] | None:
     return next((r for r in target["runs"] if r["concurrency"] == c), None)
 
 
+def _num(run: dict[str, Any] | None, *keys: str) -> float | None:
+    value: Any = run
+    for k in keys:
+        value = value.get(k) if isinstance(value, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _ratio(a: float | None, b: float | None, digits: int = 3) -> float | None:
     return round(a / b, digits) if a is not None and b else None
 
@@ -385,17 +397,12 @@ def evaluate(result: dict[str, Any]) -> dict[str, Any]:
 
     s32, d32 = _run_at(side, 32), _run_at(dense, 32)
     i32, f32 = _run_at(targets.get("inproc"), 32), _run_at(targets.get("dense_rest_batch"), 32)
-    check(
-        "cpu_per_request_c32_vs_inproc",
-        _ratio(s32 and s32.get("front_cpu_ms_per_request"), i32 and i32.get("cpu_ms_per_request")),
-    )
-    check("throughput_c32_vs_inproc", _ratio(s32 and s32["throughput_rps"], i32 and i32["throughput_rps"]), True)
-    check(
-        "throughput_c32_vs_fair_baseline",
-        _ratio(s32 and s32["throughput_rps"], f32 and f32["throughput_rps"], 2),
-        at_least=True,
-    )
-    check("p99_c32_vs_inproc", _ratio(s32 and s32["latency_ms"].get("p99"), i32 and i32["latency_ms"].get("p99")))
+    side_cpu, inproc_cpu = _num(s32, "front_cpu_ms_per_request"), _num(i32, "cpu_ms_per_request")
+    side_rps, inproc_rps = _num(s32, "throughput_rps"), _num(i32, "throughput_rps")
+    check("cpu_per_request_c32_vs_inproc", _ratio(side_cpu, inproc_cpu))
+    check("throughput_c32_vs_inproc", _ratio(side_rps, inproc_rps), at_least=True)
+    check("throughput_c32_vs_fair_baseline", _ratio(side_rps, _num(f32, "throughput_rps"), 2), at_least=True)
+    check("p99_c32_vs_inproc", _ratio(_num(s32, "latency_ms", "p99"), _num(i32, "latency_ms", "p99")))
     # best of the timed rounds for both, timeit's convention: the least disturbed by other work
     check(
         "vectorize_speedup_vs_sklearn",
@@ -420,7 +427,5 @@ def evaluate(result: dict[str, Any]) -> dict[str, Any]:
     checks["peak_rss_mb_by_transport"] = {
         k: v["peak_rss_mb"] for k, v in targets.items() if k.startswith("sidecar_")
     }
-    checks["throughput_c32_vs_unbatched_baseline"] = _ratio(
-        s32 and s32["throughput_rps"], d32 and d32["throughput_rps"], 2
-    )
+    checks["throughput_c32_vs_unbatched_baseline"] = _ratio(side_rps, _num(d32, "throughput_rps"), 2)
     return checks

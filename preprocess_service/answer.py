@@ -27,7 +27,6 @@ from preprocess_service.metrics import Metrics
 from preprocess_service.postprocess import Answer, Options, answer_row, calibrate
 from preprocess_service.registry import ModelVersion
 
-
 # below this many characters a request is vectorized inline: the thread hand-off (~0.1 ms on a busy
 # machine) would cost more than it saves
 OFFLOAD_CHARS = 20_000
@@ -99,8 +98,8 @@ async def classify(
     t2 = time.perf_counter()
     result = postprocess(model, rows, probs, occl, opts, unknown_label)
     t3 = time.perf_counter()
-    step = metrics.step_seconds
-    step.labels("preprocess").observe(t1 - t0)
-    step.labels("predict").observe(t2 - t1)
-    step.labels("postprocess").observe(t3 - t2)
+    pre, pred, post = metrics.steps()
+    pre.observe(t1 - t0)
+    pred.observe(t2 - t1)
+    post.observe(t3 - t2)
     return result

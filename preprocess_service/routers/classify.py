@@ -72,7 +72,9 @@ def to_prediction(a: Answer) -> Prediction:
                 label=a.top_label,
                 method="occlusion",
                 terms=[
-                    TermContribution.model_construct(term=t.term, contribution=t.contribution, weight=t.weight)
+                    TermContribution.model_construct(
+                        term=t.term, contribution=t.contribution, weight=t.weight
+                    )
                     for t in a.explanation
                 ],
             )

@@ -12,22 +12,26 @@ import pytest
 
 from preprocess_service.upstream import protos
 
+# VmHWM, not ru_maxrss: the latter carries the forking parent's (pytest's) peak across exec
 _PROBE = """
-import resource, sys
+import sys
 import preprocess_service.upstream.grpc_client
 tf = sorted(m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow.python"))
-print(repr(tf), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(repr(tf), int(hwm.split()[1]) // 1024)
 """
 
 
 def test_grpc_client_imports_no_tensorflow_and_stays_small() -> None:
     out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True).stdout
-    loaded, rss_mb = out.rsplit(" ", 1)
+    loaded, rss_mb = out.strip().rsplit(" ", 1)
     assert loaded == "[]", f"TensorFlow itself was imported: {loaded}"
     assert int(rss_mb) < 150, f"{rss_mb} MB after importing the gRPC client"
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.int32, np.int64, np.uint8, np.bool_])
+@pytest.mark.parametrize(
+    "dtype", [np.float32, np.float64, np.float16, np.int32, np.int64, np.uint8, np.bool_]
+)
 def test_tensor_codec_round_trips(dtype: type) -> None:
     a = (np.arange(12).reshape(3, 4) % 3).astype(dtype)
     t = protos.to_tensor_proto(a)
