@@ -76,9 +76,9 @@ def summarize(collapsed: str) -> dict[str, Any]:
 
 
 def run(transport: str, concurrency: int, duration_s: float, models: Path, name: str, docs: list[str],
-        out_dir: Path) -> dict[str, Any]:  # fmt: skip
+        out_dir: Path, sample: bool = True) -> dict[str, Any]:  # fmt: skip
     spy_bin = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-    if spy_bin is None:
+    if spy_bin is None and sample:
         raise SystemExit("py-spy is not installed (pip install py-spy): it samples the sidecar")
     out_dir.mkdir(parents=True, exist_ok=True)
     bodies = [orjson.dumps({"text": d}) for d in docs]
@@ -93,7 +93,7 @@ def run(transport: str, concurrency: int, duration_s: float, models: Path, name:
             loop = loadgen.new_loop()
             loop.run_until_complete(loadgen.run_load(HOST, port, requests, concurrency, 1.5))
             raw = out_dir / f"{transport}_c{concurrency}.collapsed"
-            spy = subprocess.Popen(
+            spy = None if not sample or spy_bin is None else subprocess.Popen(
                 [spy_bin, "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--nonblocking",
                  "--duration", str(int(duration_s)), "--output", str(raw)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -101,7 +101,8 @@ def run(transport: str, concurrency: int, duration_s: float, models: Path, name:
             cpu0 = procstat.cpu_seconds(pid)
             r = loop.run_until_complete(loadgen.run_load(HOST, port, requests, concurrency, duration_s))
             cpu = procstat.cpu_seconds(pid) - cpu0
-            spy.wait(timeout=duration_s + 30)
+            if spy is not None:
+                spy.wait(timeout=duration_s + 30)
             loop.close()
         finally:
             sidecar.stop()
@@ -113,8 +114,10 @@ def run(transport: str, concurrency: int, duration_s: float, models: Path, name:
         "throughput_rps": r.throughput_rps,
         "p99_ms": r.latency_ms.get("p99"),
         "sidecar_cpu_ms_per_request": round(cpu / max(1, r.requests) * 1000, 4),
-        "note": "sampled by py-spy (--nonblocking) while measured: the sampler costs CPU on the same cores",
-    } | summarize(raw.read_text())
+        "note": "sampled by py-spy (--nonblocking) while measured: the sampler costs CPU on the same cores"
+        if sample
+        else "not sampled",
+    } | (summarize(raw.read_text()) if sample else {})
     (out_dir / f"{transport}_c{concurrency}.json").write_bytes(
         orjson.dumps(result, option=orjson.OPT_INDENT_2)
     )
@@ -132,9 +135,12 @@ def main() -> None:
     p.add_argument("--model-name", default="news")
     p.add_argument("--dataset", default="bbc-news")
     p.add_argument("--out", type=Path, default=Path("bench/raw/profile"))
+    p.add_argument("--no-sample", action="store_true", help="measure CPU per request without py-spy")
     a = p.parse_args()
     docs = test_documents(_ensure_model(a.models, a.model_name, a.dataset), a.dataset)
-    res = run(a.transport, a.concurrency, a.duration, a.models.resolve(), a.model_name, docs, a.out)
+    res = run(
+        a.transport, a.concurrency, a.duration, a.models.resolve(), a.model_name, docs, a.out, not a.no_sample
+    )
     print(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode())
 
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from bench import report
-from bench.runner import TARGETS, BenchSettings, Runner
+from bench.runner import SIDECARS, TARGETS, BenchSettings, Runner
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_bench_smoke_counts_bytes_cpu_and_labels(smoke_result: dict) -> None:
     # the dense body carries at least one character per feature; the sparse one only the non-zeros
     dense = targets["dense_rest"]["runs"][0]["bytes_to_model_server_per_doc"]
     assert dense > 2 * n_features
-    for name in TARGETS[2:]:
+    for name in SIDECARS:
         assert targets[name]["runs"][0]["bytes_to_model_server_per_doc"] < dense / 2, name
     assert smoke_result["same_labels_across_targets"] is True
 
