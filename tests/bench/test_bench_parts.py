@@ -184,3 +184,20 @@ def test_loadgen_counts_timeouts_and_refusals() -> None:
     with loadgen.Load(port, reqs, concurrency=1, duration_s=2, max_requests=3) as refused:
         pass
     assert loadgen.summarize(refused.results)["by_status"] == {"connection refused": 3}
+
+
+# textvec looks the default word analyzer's n-grams up as token tuples and tokenizes ASCII text with the
+# ASCII pattern (bench found both cheaper): the ids must be those of the n-gram strings, in order.
+_VOCAB = ("the", "cup", "the cup", "cup final", "final", "héllo", "héllo wörld", "wörld", "a1 b2", "b2")
+
+
+@given(st.lists(st.sampled_from(["the", "cup", "final", "héllo", "wörld", "a1", "b2", "x", "!", " ", "\n"])))
+def test_tuple_lookup_finds_the_ids_of_the_ngram_strings(words: list[str]) -> None:
+    import numpy as np
+
+    from textvec import Vectorizer
+
+    vec = Vectorizer(analyzer="word", ngram_range=(1, 2), vocabulary=_VOCAB, idf=np.ones(len(_VOCAB)))
+    text = " ".join(words).upper()
+    expected = [vec._index.get(t, -1) for t in vec.terms(text)]
+    assert vec._default_word_ids(text).tolist() == expected
