@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--duration", type=float, default=None, help="measured seconds per level")
     run.add_argument("--warmup", type=float, default=None, help="unrecorded seconds before each level")
     run.add_argument("--targets", default=",".join(TARGETS))
+    run.add_argument("--no-flood", action="store_true", help="skip /healthz under maximum-size requests")
     run.add_argument("--raw", type=Path, default=Path("bench/raw"), help="logs and scratch (git-ignored)")
     run.add_argument("--out", type=Path, default=None, help="default bench/results.json (smoke: under --raw)")
     run.add_argument("--plot", type=Path, default=None, help="default bench/results.png (smoke: under --raw)")
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         targets=tuple(t for t in args.targets.split(",") if t),
         raw_dir=args.raw,
         mode="smoke" if smoke else "full",
+        flood=not args.no_flood,
     )
     unknown = set(settings.targets) - set(TARGETS)
     if unknown:

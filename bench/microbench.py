@@ -41,3 +41,53 @@ def vectorize_one(
         "rounds": rounds,
         "calls_per_round": calls,
     }
+
+
+def sklearn_vectorizer(vec: Vectorizer) -> Any:
+    """scikit-learn's ``TfidfVectorizer`` in the fitted state ``vec`` was frozen from (same vocabulary,
+    idf, analyzer settings): what a service would call without textvec."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    sk = TfidfVectorizer(
+        analyzer=vec.analyzer,
+        ngram_range=vec.ngram_range,
+        lowercase=vec.lowercase,
+        token_pattern=vec.token_pattern,
+        sublinear_tf=vec.sublinear_tf,
+        vocabulary={t: i for i, t in enumerate(vec.vocabulary)},
+        norm="l2",
+    )
+    sk.idf_ = vec.idf
+    return sk
+
+
+def sklearn_one(
+    vec: Vectorizer, docs: list[str], words: int = 400, rounds: int = 10, calls: int = 20
+) -> dict:
+    """``TfidfVectorizer.transform([doc])`` on the same document as :func:`vectorize_one`, timed the
+    same way, and the check that both give the same weights."""
+    import numpy as np
+
+    sk = sklearn_vectorizer(vec)
+    doc = min(docs, key=lambda d: abs(len(d.split()) - words))
+    row = sk.transform([doc])
+    ids, weights = vec.transform_one(doc)
+    same = list(row.indices[np.argsort(row.indices)]) == ids and bool(
+        np.allclose(row.data[np.argsort(row.indices)], weights, atol=1e-6)
+    )
+    for _ in range(5):
+        sk.transform([doc])
+    per_call = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            sk.transform([doc])
+        per_call.append((time.perf_counter() - t0) / calls * 1e6)
+    return {
+        "document_words": len(doc.split()),
+        "us_best": round(min(per_call), 1),
+        "us_median": round(statistics.median(per_call), 1),
+        "same_weights_as_textvec": same,
+        "rounds": rounds,
+        "calls_per_round": calls,
+    }

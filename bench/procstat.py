@@ -145,7 +145,10 @@ def machine() -> dict[str, object]:
                 "httpx",
                 "orjson",
                 "grpcio",
+                "protobuf",
                 "tensorflow-serving-api",
+                "pydantic",
+                "scikit-learn",
             )
         },
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -92,3 +94,11 @@ class Metrics:
             "Share of shadowed texts where canary and stable agree",
             registry=r,
         )
+        self._steps: tuple[Any, Any, Any] | None = None
+
+    def steps(self) -> tuple[Any, Any, Any]:
+        """The preprocess, predict and postprocess children of ``step_seconds``, looked up once."""
+        if self._steps is None:
+            h = self.step_seconds
+            self._steps = (h.labels("preprocess"), h.labels("predict"), h.labels("postprocess"))
+        return self._steps

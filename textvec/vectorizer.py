@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +38,9 @@ class VectorizerError(ValueError):
 # resumes on a non-word character, so every match starts at a boundary too); the shorter pattern runs
 # about 30% faster, so the default is compiled as that. Any other pattern is used as given.
 _FAST_PATTERNS = {DEFAULT_TOKEN_PATTERN: r"(?u)\w\w+"}
+# For ASCII text, Unicode \w is exactly ASCII \w ([A-Za-z0-9_]), which the regex engine matches
+# without a character-database lookup per character (~25% faster on English text).
+_ASCII_DEFAULT = re.compile(r"\w\w+", re.ASCII)
 
 
 def _word_ngrams(tokens: list[str], min_n: int, max_n: int) -> list[str]:
@@ -74,6 +77,9 @@ class Vectorizer:
     fingerprint: str = ""
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    # the default word analyzer's tokens never contain a space, so each n-gram term "a b" is also
+    # reachable as the tuple ("a", "b"): zip's tuples are looked up as they are, no string is joined
+    _tuple_index: dict[str | tuple[str, ...], int] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.analyzer not in ("word", "char"):
@@ -93,6 +99,11 @@ class Vectorizer:
         object.__setattr__(
             self, "_pattern", re.compile(_FAST_PATTERNS.get(self.token_pattern, self.token_pattern))
         )
+        tuples = self.analyzer == "word" and self.token_pattern == DEFAULT_TOKEN_PATTERN
+        tuple_index: dict[str | tuple[str, ...], int] | None = (
+            {(tuple(t.split(" ")) if " " in t else t): i for t, i in index.items()} if tuples else None
+        )
+        object.__setattr__(self, "_tuple_index", tuple_index)
         expected = self.compute_fingerprint()
         if not self.fingerprint:
             object.__setattr__(self, "fingerprint", expected)
@@ -119,10 +130,13 @@ class Vectorizer:
         The sidecar calls this once per request, so it is written for speed: the dictionary lookups
         run in C (``map`` over ``dict.get``), and counting, sorting and weighting are a handful of
         numpy calls instead of a Python loop per term (~2x faster on a 400-word document)."""
-        terms = self.terms(text)
-        if not terms:
+        if self._tuple_index is not None:
+            found = self._default_word_ids(text)
+        else:
+            terms = self.terms(text)
+            found = np.fromiter(map(self._index.get, terms, repeat(-1)), dtype=np.int64, count=len(terms))
+        if not len(found):
             return [], []
-        found = np.fromiter(map(self._index.get, terms, repeat(-1)), dtype=np.int64, count=len(terms))
         ids, counts = np.unique(found, return_counts=True)  # sorted ids, term frequency of each
         if ids[0] < 0:  # -1 stands for every out-of-vocabulary term
             ids, counts = ids[1:], counts[1:]
@@ -136,6 +150,19 @@ class Vectorizer:
         raw *= self.idf[ids]
         raw /= math.sqrt(float(raw @ raw))
         return ids.tolist(), raw.tolist()
+
+    def _default_word_ids(self, text: str) -> np.ndarray:
+        """The vocabulary id of every term of the default word analyzer (-1 when out of vocabulary),
+        in :meth:`terms`'s order, without building the n-gram strings."""
+        assert self._tuple_index is not None
+        if self.lowercase:
+            text = text.lower()
+        tokens = (_ASCII_DEFAULT if text.isascii() else self._pattern).findall(text)
+        get = self._tuple_index.get
+        lo, hi = self.ngram_range
+        keys: list[Iterable[str | tuple[str, ...]]] = [tokens] if lo == 1 else []
+        keys += [zip(*(tokens[k:] for k in range(n)), strict=False) for n in range(max(lo, 2), hi + 1)]
+        return np.fromiter(map(get, chain.from_iterable(keys), repeat(-1)), dtype=np.int64)
 
     def transform(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Padded batch tensors for the serving signature: ``token_ids`` int64 and ``token_weights``

@@ -27,7 +27,9 @@ def make_upstream(settings: object) -> Upstream:
     assert isinstance(settings, Settings)
     if settings.transport == "grpc":
         try:
-            from preprocess_service.upstream.grpc_client import GrpcUpstream  # imports TensorFlow: on demand
+            from preprocess_service.upstream.grpc_client import (
+                GrpcUpstream,
+            )  # grpcio and the generated protos: on demand
         except ImportError as exc:
             raise RuntimeError(
                 f"SIDECAR_TRANSPORT=grpc needs the grpc extra ({exc.name or exc} is missing): install "

@@ -1,39 +1,20 @@
 """TF Serving's gRPC API: one channel and stub per process, a deadline on every call, explicit shapes.
 
-Importing ``tensorflow_serving.apis`` imports TensorFlow (~750 MB RSS, seconds of start-up), which is
-why this module is only imported when ``SIDECAR_TRANSPORT=grpc``."""
+The generated protobuf modules are loaded without TensorFlow itself (``protos``): the process stays
+at the REST transport's memory (docs/bench.md), and tensors go through the protos' own codec."""
 
 from __future__ import annotations
 
 import grpc
 import numpy as np
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from tensorflow_serving.apis import (
-    get_model_status_pb2,
-    model_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
 
 from contracts import version_state
 from contracts.signature import PROBABILITIES, SIGNATURE, TOKEN_IDS, TOKEN_WEIGHTS
 from preprocess_service import logs
 from preprocess_service.errors import NotReady, UpstreamError, UpstreamTimeout
+from preprocess_service.upstream import protos
 
-
-def _tensor(array: np.ndarray, dtype: int) -> tensor_pb2.TensorProto:
-    shape = tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in array.shape]
-    )
-    return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape, tensor_content=array.tobytes())
-
-
-def _to_numpy(t: tensor_pb2.TensorProto) -> np.ndarray:
-    shape = [d.size for d in t.tensor_shape.dim]
-    if t.tensor_content:
-        return np.frombuffer(t.tensor_content, dtype=np.float32).reshape(shape)
-    return np.asarray(t.float_val, dtype=np.float32).reshape(shape)
+_pb = protos.load()
 
 
 class GrpcUpstream:
@@ -55,19 +36,17 @@ class GrpcUpstream:
                 ("grpc.max_reconnect_backoff_ms", 1000),
             ],
         )
-        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._predict = _pb.prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = _pb.model_service_pb2_grpc.ModelServiceStub(self._channel)
 
     async def predict(self, version: int, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        req = predict_pb2.PredictRequest(
-            model_spec=model_pb2.ModelSpec(name=self.model_name, signature_name=SIGNATURE),
-            output_filter=["probabilities"],
+        req = _pb.predict_pb2.PredictRequest(
+            model_spec=_pb.model_pb2.ModelSpec(name=self.model_name, signature_name=SIGNATURE),
+            output_filter=[PROBABILITIES],
         )
         req.model_spec.version.value = version
-        req.inputs[TOKEN_IDS].CopyFrom(_tensor(np.ascontiguousarray(ids, np.int64), types_pb2.DT_INT64))
-        req.inputs[TOKEN_WEIGHTS].CopyFrom(
-            _tensor(np.ascontiguousarray(weights, np.float32), types_pb2.DT_FLOAT)
-        )
+        req.inputs[TOKEN_IDS].CopyFrom(protos.to_tensor_proto(np.asarray(ids, np.int64)))
+        req.inputs[TOKEN_WEIGHTS].CopyFrom(protos.to_tensor_proto(np.asarray(weights, np.float32)))
         try:
             rid = logs.request_id.get()
             metadata = ((logs.REQUEST_ID_HEADER, rid),) if rid else None
@@ -83,10 +62,11 @@ class GrpcUpstream:
             ):
                 raise NotReady(f"TF Serving cannot serve version {version} now: {exc.details()}") from exc
             raise UpstreamError(f"TF Serving refused the request ({code.name}): {exc.details()}") from exc
-        return _to_numpy(resp.outputs[PROBABILITIES])
+        return protos.to_numpy(resp.outputs[PROBABILITIES])
 
     async def version_state(self, version: int) -> str:
-        req = get_model_status_pb2.GetModelStatusRequest(model_spec=model_pb2.ModelSpec(name=self.model_name))
+        spec = _pb.model_pb2.ModelSpec(name=self.model_name)
+        req = _pb.get_model_status_pb2.GetModelStatusRequest(model_spec=spec)
         req.model_spec.version.value = version
         try:
             resp = await self._models.GetModelStatus(req, timeout=min(self.timeout_s, 2.0))

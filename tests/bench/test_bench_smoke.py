@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from bench import report
-from bench.runner import TARGETS, BenchSettings, Runner
+from bench.runner import SIDECARS, TARGETS, BenchSettings, Runner
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_bench_smoke_counts_bytes_cpu_and_labels(smoke_result: dict) -> None:
     # the dense body carries at least one character per feature; the sparse one only the non-zeros
     dense = targets["dense_rest"]["runs"][0]["bytes_to_model_server_per_doc"]
     assert dense > 2 * n_features
-    for name in TARGETS[2:]:
+    for name in SIDECARS:
         assert targets[name]["runs"][0]["bytes_to_model_server_per_doc"] < dense / 2, name
     assert smoke_result["same_labels_across_targets"] is True
 
@@ -67,9 +67,19 @@ def test_bench_smoke_result_table_and_plot(smoke_result: dict, tmp_path: Path) -
     assert micro["us_best"] > 0 and micro["document_words"] > 0
     checks = again["targets_check"]
     assert checks["default_configuration"] == "sidecar_rest_batch"
-    for key in ("throughput_c32_vs_dense", "p99_ms_c32"):
+    for key in (
+        "cpu_per_request_c32_vs_inproc",
+        "throughput_c32_vs_inproc",
+        "throughput_c32_vs_fair_baseline",
+        "p99_c32_vs_inproc",
+    ):
         assert checks[key]["met"] is None  # no c=32 level in the smoke run: reported as not measured
-    for key in ("vectorize_one_400_word_doc_us", "payload_vs_dense", "sidecar_peak_rss_mb"):
+    for key in (
+        "vectorize_speedup_vs_sklearn",
+        "payload_vs_dense",
+        "sidecar_peak_rss_mb",
+        "healthz_p99_ms_during_flood",
+    ):
         assert checks[key]["met"] in (True, False) and checks[key]["value"] is not None
     table = report.table(again)
     assert all(f"| {name} | 1 |" in table for name in TARGETS)
@@ -79,11 +89,15 @@ def test_bench_smoke_result_table_and_plot(smoke_result: dict, tmp_path: Path) -
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
-def test_bench_smoke_measures_model_server_batching(smoke_result: dict) -> None:
-    """Single-row dense requests at concurrency 32 straight to the model server, its own batching off
-    and on: both measured without errors."""
-    part = smoke_result["model_server_batching"]
-    for mode in ("batching_off", "batching_on"):
-        run = part[mode]
-        assert run["concurrency"] == 32 and run["requests"] > 0 and run["errors"] == 0, (mode, run)
-    assert part["throughput_on_vs_off"] > 0
+def test_bench_smoke_runs_the_fair_baseline_and_the_flood(smoke_result: dict) -> None:
+    """The fair baseline is the same transformer against the model server with its batching on; the
+    flood sends maximum-size requests (all answered) while /healthz is probed."""
+    fair = smoke_result["targets"]["dense_rest_batch"]
+    assert fair["model_server_batching"] and "max_batch_size" in fair["model_server_batching"]
+    assert smoke_result["targets"]["dense_rest"]["model_server_batching"] is None
+    flood = smoke_result["healthz_during_flood"]
+    assert flood["body_bytes"] > 64 * 20_000
+    assert flood["flood"]["requests"] > 0 and flood["flood"]["errors"] == 0
+    assert flood["healthz"]["requests"] > 0 and flood["healthz"]["errors"] == 0
+    sk = smoke_result["sklearn_transform_one_doc"]
+    assert sk["us_best"] > 0 and sk["same_weights_as_textvec"] is True
