@@ -157,10 +157,7 @@ export_all() { # <dir>: OCI archives for `ctr images import`, named by image
     local t=$SECONDS
     [[ -s "$dir/$name.tar" && "$(cat "$dir/$name.ref" 2>/dev/null)" == "$ref" ]] && continue
     rm -f "$dir/$name.tar"
-    # Uncompressed: the archive is read once, on this machine, by `ctr images import`; gzip of the two
-    # ~2.7 GB TensorFlow images on a shared 2-core machine cost minutes to save only disk space.
-    bh push --disable-compression "$ref" "oci-archive:$dir/$name.tar:$ref" >/dev/null 2>&1 \
-      || die "export of $ref failed"
+    bh push "$ref" "oci-archive:$dir/$name.tar:$ref" >/dev/null 2>&1 || die "export of $ref failed"
     echo "$ref" >"$dir/$name.ref"
     log "exported $ref in $((SECONDS - t))s"
   done
