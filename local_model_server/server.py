@@ -17,6 +17,12 @@ from local_model_server.flags import ServerOptions
 
 log = logging.getLogger("local_model_server")
 
+# Seconds an idle keep-alive REST connection stays open. uvicorn's default (5 s) is shorter than a
+# pooling client's expiry (the sidecar keeps idle connections 60 s): a request sent on a connection at the
+# moment the server closes it fails with a read error, though nothing is wrong with either side. Closing
+# idle connections later than any client here reuses them leaves the close to the client.
+KEEP_ALIVE_S = 120
+
 
 def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -135,6 +141,7 @@ async def serve(opts: ServerOptions) -> int:
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=int(max(1, opts.shutdown_grace_seconds)),
+            timeout_keep_alive=KEEP_ALIVE_S,
             http="httptools",
             loop="none",
         )

@@ -154,10 +154,12 @@ export_all() { # <dir>: OCI archives for `ctr images import`, named by image
   source "$IMAGE_CACHE/images.env"
   for name in PAUSE_IMAGE BUSYBOX_IMAGE SIDECAR_IMAGE TRAINER_IMAGE STANDIN_IMAGE; do
     ref="${!name}"
+    local t=$SECONDS
     [[ -s "$dir/$name.tar" && "$(cat "$dir/$name.ref" 2>/dev/null)" == "$ref" ]] && continue
     rm -f "$dir/$name.tar"
     bh push "$ref" "oci-archive:$dir/$name.tar:$ref" >/dev/null 2>&1 || die "export of $ref failed"
     echo "$ref" >"$dir/$name.ref"
+    log "exported $ref in $((SECONDS - t))s"
   done
   cp "$IMAGE_CACHE/images.env" "$dir/images.env"
 }
