@@ -17,6 +17,9 @@ from contracts.signature import PROBABILITIES, SIGNATURE, TOKEN_IDS, TOKEN_WEIGH
 from preprocess_service import logs
 from preprocess_service.errors import NotReady, UpstreamError, UpstreamTimeout
 
+# what a request on a connection the server has just closed raises
+_STALE_CONNECTION = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+
 
 class RestUpstream:
     transport = "rest"
@@ -35,11 +38,16 @@ class RestUpstream:
             {"signature_name": SIGNATURE, "inputs": {TOKEN_IDS: ids, TOKEN_WEIGHTS: weights}},
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
+        url = f"{self._url}/versions/{version}:predict"
         try:
             async with asyncio.timeout(self.timeout_s):
-                resp = await self._client.post(
-                    f"{self._url}/versions/{version}:predict", content=body, headers=_headers()
-                )
+                try:
+                    resp = await self._client.post(url, content=body, headers=_headers())
+                except _STALE_CONNECTION:
+                    # A pooled keep-alive connection the server closed while idle fails the moment it
+                    # is reused (the server's idle timeout raced ours). Predict has no side effect, so
+                    # it is sent once more, on a fresh connection, inside the same deadline.
+                    resp = await self._client.post(url, content=body, headers=_headers())
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise UpstreamTimeout(f"TF Serving did not answer within {self.timeout_s}s") from exc
         except httpx.TransportError as exc:
