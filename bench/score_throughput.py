@@ -1,6 +1,6 @@
 """Batch scoring throughput next to the in-process ceiling, on the same documents and version.
 
-- ``score``: ``python -m preprocess_service.score`` on a generated JSON Lines file of ``--rows`` rows
+- ``score``: ``python -m scoring`` on a generated JSON Lines file of ``--rows`` rows
   (the dataset's documents, cycled), end to end: reading, vectorizing, the SavedModel, calibration,
   top-3, writing. Rows per second and peak RSS come from its ``--summary``.
 - ``ceiling``: ``bench.inproc`` at one model call per ``--chunk`` documents (vectorize + SavedModel
@@ -35,7 +35,7 @@ def write_rows(docs: list[str], rows: int, path: Path) -> None:
 def run_scorer(version_dir: Path, src: Path, out: Path, chunk: int) -> dict[str, Any]:
     summary = out.with_suffix(".summary.json")
     cmd = [
-        sys.executable, "-m", "preprocess_service.score", str(src), "--model-dir", str(version_dir.parent),
+        sys.executable, "-m", "scoring", str(src), "--model-dir", str(version_dir.parent),
         "--version", version_dir.name, "--out", str(out), "--chunk-size", str(chunk),
         "--progress-every", "10", "--summary", str(summary),
     ]  # fmt: skip

@@ -1,4 +1,4 @@
-# Batch scoring benchmark: `python -m preprocess_service.score` next to the in-process ceiling.
+# Batch scoring benchmark: `python -m scoring` next to the in-process ceiling.
 #   make bench-score   writes bench/raw/score_throughput.json (needs a version under $(MODELS)/$(BENCH_MODEL))
 SCORE_BENCH_ARGS ?=
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from preprocess_service.score.cli import main
+from scoring.cli import main
 
 SPORT = "The striker scored twice and the team won the cup final after extra time at the stadium."
 BUSINESS = "Shares fell as the bank cut its profit forecast for the year and investors sold."
@@ -42,7 +42,7 @@ def test_jsonl_in_process_with_progress_and_account(model_dir: Path, tmp_path: P
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
     r = subprocess.run(
-        [sys.executable, "-m", "preprocess_service.score", str(src), "--model-dir", str(model_dir),
+        [sys.executable, "-m", "scoring", str(src), "--model-dir", str(model_dir),
          "--out", str(out), "--top-k", "2", "--chunk-size", "2", "--progress-every", "0",
          "--summary", str(tmp_path / "summary.json")],
         capture_output=True, text=True, timeout=300,

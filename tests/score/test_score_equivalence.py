@@ -1,5 +1,5 @@
 """Batch output equals the online answers: every text of the version's test split scored offline
-(``python -m preprocess_service.score``) and through ``/v1/classify`` of a real sidecar on the local
+(``python -m scoring``) and through ``/v1/classify`` of a real sidecar on the local
 model server gets the same label, abstention, calibrated score and top-k, to 1e-6."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from devstack import Proc, Stack
-from preprocess_service.score.cli import main
+from scoring.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import orjson
 
 from contracts.modeldir import ModelDirError
 from preprocess_service.postprocess import Options
-from preprocess_service.score.output import CsvWriter, JsonlWriter, Writer, row
+from scoring.output import CsvWriter, JsonlWriter, Writer, row
 from textvec import VectorizerError
 
 EXIT_BAD_INPUT = 2
@@ -26,7 +26,7 @@ EXIT_BAD_INPUT = 2
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m preprocess_service.score",
+        prog="python -m scoring",
         description="Score a CSV/TSV/JSONL file or a folder of .txt files with a model version, offline.",
     )
     p.add_argument("input", type=Path, help="a .csv, .tsv, .jsonl file, or a folder of .txt files")
@@ -71,6 +71,8 @@ class Sink:
     def __init__(self, out: str, fmt: str) -> None:
         self.final = None if out == "-" else Path(out)
         self.partial = None if self.final is None else self.final.with_name(self.final.name + ".partial")
+        if self.final is not None:
+            self.final.parent.mkdir(parents=True, exist_ok=True)
         self.fh: IO[Any]
         self.writer: Writer
         if fmt == "csv":
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     err = sys.stderr
     # imported after parsing: TensorFlow and the readers are slow to import, --help is not
-    from preprocess_service.score.model import Scorer, version_path
+    from scoring.model import Scorer, version_path
     from training.datasets import DatasetError
     from training.stream import Rejected, iter_records
 
