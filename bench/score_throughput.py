@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", type=Path, default=Path("models"))
     p.add_argument("--model-name", default="news")
     p.add_argument("--dataset", default="bbc-news", help="documents to score (cycled to --rows)")
-    p.add_argument("--rows", type=int, default=50_000)
+    p.add_argument("--rows", type=int, default=20_000)
     p.add_argument("--chunk", type=int, default=1024)
     p.add_argument("--duration", type=float, default=20.0, help="seconds of the ceiling's measurement")
     p.add_argument("--raw", type=Path, default=Path("bench/raw"))

@@ -78,9 +78,9 @@ def test_batch_scoring_on_cpu_pool_without_gpu(render_fn: Any) -> None:
             ("batchScoring.enabled=true", "model.source=image", "model.image.repository=r/m"),
             "needs model.source=pvc",
         ),
-        (("batchScoring.output=../etc/x.jsonl",), "batchScoring.output"),
-        (("batchScoring.output=out.parquet",), "batchScoring.output"),
-        (("openInference.grpc.containerPort=8500",), "containerPort"),
+        (("batchScoring.output=../etc/x.jsonl",), "/batchScoring/output"),
+        (("batchScoring.output=out.parquet",), "/batchScoring/output"),
+        (("openInference.grpc.containerPort=8500",), "/openInference/grpc/containerPort"),
     ],
 )
 def test_bad_values_refused(sets: tuple[str, ...], message: str) -> None:
