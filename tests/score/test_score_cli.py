@@ -136,3 +136,18 @@ def test_bad_setup_exits_2_with_a_message(
     src.write_text(f"text\n{SPORT}\n", encoding="utf-8")
     assert main([str(src), "--model-dir", str(model_dir), "--out", str(tmp_path / "o.jsonl"), *args]) == 2
     assert words in capsys.readouterr().err
+
+
+def test_calls_are_cut_by_cells_without_changing_answers(model_dir: Path) -> None:
+    """Long texts are scored in calls of bounded size (rows x longest row); the cut changes no number."""
+    from scoring.model import Scorer, split_by_cells
+
+    rows: list[tuple[list[int], list[float]]] = [([1] * n, [0.1] * n) for n in (3, 5, 40, 2, 1, 0)]
+    parts = split_by_cells(rows, 40)
+    assert [len(p) for p in parts] == [2, 1, 3] and [r for p in parts for r in p] == rows
+    assert all(len(p) * max(max(len(r[0]), 1) for r in p) <= 40 for p in parts[:1] + parts[2:])
+    texts = [SPORT * 20, BUSINESS, SPORT, BUSINESS * 30, "The minister spoke in parliament."]
+    whole = Scorer(model_dir / "1").probabilities(texts)
+    cut = Scorer(model_dir / "1", max_cells=64).probabilities(texts)
+    assert whole.shape == cut.shape == (5, 5)
+    assert abs(whole - cut).max() <= 1e-6
