@@ -33,7 +33,7 @@ test: install $(TEST_PREREQS) ## the whole test suite (what CI runs)
 lint: install ## ruff + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy contracts textvec training preprocess_service local_model_server devstack bench scripts/run_local.py
+	$(VENV)/bin/mypy contracts textvec training preprocess_service scoring local_model_server devstack bench scripts/run_local.py
 
 fmt: install
 	$(VENV)/bin/ruff format .

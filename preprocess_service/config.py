@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         "X-Client-Key", description="request header whose value keeps a client on one side of the split"
     )
 
+    # --- Open Inference Protocol (KServe v2): the REST binding is always on under /v2; gRPC needs a port
+    oip_grpc_port: int = Field(
+        0, ge=0, le=65535, description="port of the Open Inference Protocol gRPC service; 0 turns it off"
+    )
+
     @field_validator("tfserving_rest_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import ClassVar
 
 import orjson
@@ -53,6 +54,12 @@ class NotReady(ServiceError):
     headers: ClassVar[dict[str, str] | None] = {"Retry-After": "2"}
 
 
+class NotFound(ServiceError):
+    """An unknown model or version (the Open Inference Protocol names them in the path)."""
+
+    status_code, code = 404, "not_found"
+
+
 class UpstreamTimeout(ServiceError):
     status_code, code = 504, "upstream_timeout"
 
@@ -63,14 +70,46 @@ class UpstreamError(ServiceError):
     status_code, code = 502, "upstream_error"
 
 
+# The Open Inference Protocol (routes under /v2) has its own error shape, ``{"error": "<message>"}``,
+# and answers bad input with 400 where the sidecar API uses 422.
+OIP_PREFIX = "/v2"
+
+
+def is_oip(path: str) -> bool:
+    return path == OIP_PREFIX or path.startswith(OIP_PREFIX + "/")
+
+
+def oip_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JsonResponse:
+    return JsonResponse({"error": message}, 400 if status == 422 else status, headers=headers)
+
+
+# The gRPC binding's status for each HTTP status (names of grpc.StatusCode; errors.py stays free of grpc).
+_GRPC_CODES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    413: "RESOURCE_EXHAUSTED",
+    422: "INVALID_ARGUMENT",
+    502: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def grpc_code(status: int) -> str:
+    return _GRPC_CODES.get(status, "INTERNAL")
+
+
 def error_body(code: str, message: str, request: Request) -> dict[str, object]:
     return {
         "error": {"code": code, "message": message, "request_id": getattr(request.state, "request_id", None)}
     }
 
 
-def error_response(exc: ServiceError, request_id: str | None) -> JsonResponse:
+def error_response(exc: ServiceError, request_id: str | None, path: str = "") -> JsonResponse:
     """The one error shape for a typed error, also where no Request exists (the ASGI middleware)."""
+    if is_oip(path):
+        return oip_response(exc.status_code, exc.message, exc.headers)
     body = {"error": {"code": exc.code, "message": exc.message, "request_id": request_id}}
     return JsonResponse(body, exc.status_code, headers=exc.headers)
 
@@ -88,14 +127,18 @@ def _human(exc: RequestValidationError) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service(request: Request, exc: ServiceError) -> JsonResponse:
-        return error_response(exc, getattr(request.state, "request_id", None))
+        return error_response(exc, getattr(request.state, "request_id", None), request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JsonResponse:
+        if is_oip(request.url.path):
+            return oip_response(400, _human(exc))
         return JsonResponse(error_body("invalid_input", _human(exc), request), 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JsonResponse:
+        if is_oip(request.url.path):
+            return oip_response(exc.status_code, str(exc.detail), exc.headers)
         if exc.status_code == 400:
             # FastAPI's 400 "There was an error parsing the body": a body that json.loads rejects with
             # something other than JSONDecodeError (not UTF-8, nested too deep, an integer over Python's
@@ -111,4 +154,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
         log.exception("unhandled error", extra={"request_id": getattr(request.state, "request_id", None)})
+        if is_oip(request.url.path):
+            return oip_response(500, "internal error; see the server log")
         return JsonResponse(error_body("internal", "internal error; see the server log", request), 500)

@@ -19,6 +19,7 @@ from preprocess_service.lifecycle.routing import Lifecycle
 from preprocess_service.lifecycle.source import DeclaredSource
 from preprocess_service.metrics import Metrics
 from preprocess_service.middleware import RequestContext
+from preprocess_service.oip import rest as oip_rest
 from preprocess_service.registry import Registry
 from preprocess_service.routers import classify, docs, health, model, page
 from preprocess_service.upstream import Upstream, make_upstream
@@ -64,6 +65,12 @@ def create_app(
             gc.collect()
             gc.freeze()
         poller = asyncio.create_task(registry.run(settings.version_poll_s))
+        # Open Inference Protocol gRPC: one grpc.aio server in this process and loop, on its own port
+        oip_grpc = None
+        if settings.oip_grpc_port:
+            from preprocess_service.oip import grpc_server  # grpcio and the generated messages only then
+
+            oip_grpc = await grpc_server.start(registry, batcher, metrics, settings, app.state.api_keys)
         log.info(
             "sidecar started",
             extra={
@@ -76,6 +83,8 @@ def create_app(
         try:
             yield
         finally:
+            if oip_grpc is not None:  # in-flight calls get the same grace as HTTP requests
+                await oip_grpc.stop(settings.shutdown_grace_s)
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
@@ -98,6 +107,9 @@ def create_app(
     errors.install(app)
     for r in (classify.router, model.router, health.router):
         app.include_router(r)
+    # Open Inference Protocol (KServe v2), REST binding
+    app.include_router(oip_rest.health)
+    app.include_router(oip_rest.models)
     if settings.page_enabled:
         app.include_router(page.router)
     docs.install(app)

@@ -89,7 +89,7 @@ class RequestContext:
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, rid: str, size: int) -> None:
         too_large = PayloadTooLarge(f"request body over {self.max_body} bytes (got {size}+)")
-        await error_response(too_large, rid)(scope, receive, send)
+        await error_response(too_large, rid, scope.get("path", ""))(scope, receive, send)
 
     def _observe(self, scope: Scope, status: int, started: float, state: dict[str, Any]) -> None:
         elapsed = time.perf_counter() - started

@@ -23,9 +23,13 @@ def deployment_spec(objs: list[Obj]) -> Obj:
 def test_chart_service_exposes_only_sidecar_port(rendered: Rendered, name: str) -> None:
     svc = one(rendered[name], "Service")
     ports = svc["spec"]["ports"]
-    assert [(p["port"], p["targetPort"]) for p in ports] == [(80, "http")]
+    # the Open Inference Protocol's gRPC binding is the sidecar's too (tests/chart/test_chart_oip_batch.py)
+    oip = name == "oip-grpc"
+    extra = [(9000, "grpc-oip")] if oip else []
+    assert [(p["port"], p["targetPort"]) for p in ports] == [(80, "http"), *extra]
     sidecar = container(deployment_spec(rendered[name]), "sidecar")
-    assert {p["name"]: p["containerPort"] for p in sidecar["ports"]} == {"http": 8080}
+    expected = {"http": 8080, "grpc-oip": 8081} if oip else {"http": 8080}
+    assert {p["name"]: p["containerPort"] for p in sidecar["ports"]} == expected
     for p in ports:
         assert p["targetPort"] not in TF_PORTS and p["port"] not in TF_PORTS
 
@@ -349,7 +353,8 @@ def test_chart_networkpolicy_only_sidecar_port(rendered: Rendered, name: str) ->
         if rule["ports"] == [{"port": "tfs-rest", "protocol": "TCP"}]:
             assert rule["from"] == [monitoring], "TF Serving's port is for the monitoring namespace only"
         else:
-            assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+            oip = [{"port": "grpc-oip", "protocol": "TCP"}] if name == "oip-grpc" else []
+            assert rule["ports"] == [{"port": "http", "protocol": "TCP"}, *oip]
     ingress_ns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
     assert ingress_ns in np["ingress"][0]["from"]
     # DNS, the object store's ports, and the metadata-server preset of the GCS scenario; nothing else.

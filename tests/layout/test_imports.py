@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ["contracts", "textvec", "training", "preprocess_service", "local_model_server"]
+PRODUCT = ["contracts", "textvec", "training", "preprocess_service", "local_model_server", "scoring"]
 HARNESS = ["devstack", "bench", "scripts/run_local.py"]
 # modules that live only under tests/ (imported there by their bare names)
 TEST_MODULES = {"tests", "conftest"} | {p.stem for p in (ROOT / "tests").rglob("*.py")}
