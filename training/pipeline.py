@@ -14,9 +14,9 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from textvec.calibration import CALIBRATION
-from training.cleaning import deduplicate
+from training.cleaning import clean, describe
 from training.datasets import Dataset, check_trainable, load_dataset
-from training.features import FeatureConfig, fit
+from training.features import FeatureConfig, fit_rows
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,8 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
     tcfg = cfg.train or net.TrainConfig()
     started = time.perf_counter()
     raw = load_dataset(cfg.dataset, cfg.text_column, cfg.label_column)
-    ds = deduplicate(raw)
-    s = ds.stats
-    emit(
-        f"dataset {ds.name}: {s['rows_loaded']} rows, {s['duplicates_removed']} exact duplicates removed, "
-        f"{s['conflicting_label_rows_removed']} rows whose text carries two labels removed "
-        f"({s['conflicting_label_texts']} texts); {s['rows_kept']} kept"
-    )
+    ds = clean(raw)
+    emit(f"dataset {ds.name}: {describe(ds.stats)}")
     check_trainable(ds)
     labels = sorted(set(ds.labels))
     parts = split(ds, labels, cfg.test_size, cfg.val_size, tcfg.seed)
@@ -85,15 +80,24 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
 
     net.make_deterministic(tcfg.seed)
     t0 = time.perf_counter()
-    vec, _ = fit(cfg.features, parts["train"].texts)
-    rows = {k: [vec.transform_one(t) for t in v.texts] for k, v in parts.items()}
+    vec, rows = fit_rows(cfg.features, {k: v.texts for k, v in parts.items()})
     emit(
-        f"features: {vec.analyzer} {vec.ngram_range[0]}-{vec.ngram_range[1]}-grams, {vec.n_features} terms, "
+        f"features: {vec.analyzer} {vec.ngram_range[0]}-{vec.ngram_range[1]}-grams"
+        + (
+            f" (words {vec.word_ngram_range[0]}-{vec.word_ngram_range[1]}-grams, {vec.segmenter})"
+            if vec.word_ngram_range
+            else ""
+        )
+        + f", {vec.n_features} terms, "
         f"fitted in {time.perf_counter() - t0:.1f}s"
     )
 
+    tcfg = tcfg.resolved(len(parts["train"].texts))
     keras_model = net.build_model(vec.n_features, len(labels), tcfg)
-    emit(f"training: Dense({tcfg.hidden}, relu) -> softmax({len(labels)}), up to {tcfg.epochs} epochs")
+    emit(
+        f"training: Dense({tcfg.hidden}, relu) -> softmax({len(labels)}), up to {tcfg.epochs} epochs, "
+        f"batch {tcfg.batch_size}, learning rate {tcfg.learning_rate:g}, dropout {tcfg.dropout:g}"
+    )
     t0 = time.perf_counter()
     history = net.train(
         keras_model, rows["train"], parts["train"].y, rows["validation"], parts["validation"].y, tcfg, emit
