@@ -8,8 +8,11 @@ could cut words differently, and the sidecar must compute exactly the features t
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import threading
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 NAME = "jieba"
@@ -38,9 +41,25 @@ def _get() -> Any:
 
                 jieba.setLogLevel(logging.WARNING)  # its dictionary-loading chatter is not an event
                 tok = jieba.Tokenizer()
+                tok.tmp_dir = _private_cache_dir()
                 tok.initialize()
                 _tokenizer = tok
     return _tokenizer
+
+
+def _private_cache_dir() -> str:
+    """Where jieba caches its parsed dictionary. Its default, a fixed name in the shared temporary
+    folder, would let another user's file decide how words are cut (and so the features); a folder
+    only this user can write keeps the cache (it saves about a second per process) without that."""
+    path = Path(tempfile.gettempdir()) / f"textvec-jieba-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = path.stat()
+        if st.st_uid == os.getuid() and not st.st_mode & 0o022:
+            return str(path)
+    except OSError:
+        pass
+    return tempfile.mkdtemp(prefix="textvec-jieba-")
 
 
 def warm_up() -> None:
