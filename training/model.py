@@ -174,6 +174,7 @@ def train(
         restore_best_weights=True,
         verbose=0,
     )
+    assert cfg.batch_size is not None, "resolve the TrainConfig first"
     history = model.fit(
         batches(train_rows, train_y, cfg.batch_size, cfg.seed),
         validation_data=batches(val_rows, val_y, 256, None),

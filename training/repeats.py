@@ -108,7 +108,7 @@ def run_repeats(cfg: RepeatConfig, emit: Callable[[str], None] = print) -> dict[
         train_s, train_cpu = time.perf_counter() - t1, _cpu_seconds() - c1
         probs = net.predict_proba(model, rows["test"])
         ys = {k: v.y for k, v in parts.items()}
-        run = {
+        run: dict[str, Any] = {
             "seed": seed,
             "network": _scores(ys["test"], probs.argmax(1)),
             "reference": reference(rows, ys, vec.n_features),
@@ -117,7 +117,7 @@ def run_repeats(cfg: RepeatConfig, emit: Callable[[str], None] = print) -> dict[
             "features_seconds": round(features_s, 1),
             "train_seconds": round(train_s, 1),
             "train_cpu_seconds": round(train_cpu, 1),
-            "seconds_with_features_cpu": round(_cpu_seconds() - c0, 1),
+            "split_cpu_seconds": round(_cpu_seconds() - c0, 1),  # features, training, reference
             "load_average_1m": round(os.getloadavg()[0], 2),
         }
         emit(
