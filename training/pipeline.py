@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import tempfile
 import time
@@ -98,11 +99,13 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
         f"training: Dense({tcfg.hidden}, relu) -> softmax({len(labels)}), up to {tcfg.epochs} epochs, "
         f"batch {tcfg.batch_size}, learning rate {tcfg.learning_rate:g}, dropout {tcfg.dropout:g}"
     )
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     history = net.train(
         keras_model, rows["train"], parts["train"].y, rows["validation"], parts["validation"].y, tcfg, emit
     )
     train_seconds = time.perf_counter() - t0
+    # CPU time (user + system, all threads) moves less than wall time on a shared machine
+    train_cpu_seconds = time.process_time() - cpu0
 
     probs = net.predict_proba(keras_model, rows["test"])
     report = evaluate(parts["test"].y, probs, labels)
@@ -133,6 +136,8 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
             **asdict(tcfg),
             "epochs_run": len(history.get("loss", [])),
             "seconds": round(train_seconds, 2),
+            "cpu_seconds": round(train_cpu_seconds, 2),
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "history": history,
         },
         "machine": {
@@ -165,6 +170,8 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
     metrics["total_seconds"] = round(time.perf_counter() - started, 2)
     emit(
         f"done: test accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
-        f"trained in {train_seconds:.1f}s; version written to {version_dir}"
+        f"trained in {train_seconds:.1f}s "
+        f"({train_cpu_seconds:.1f}s CPU, load average {os.getloadavg()[0]:.1f}); "
+        f"version written to {version_dir}"
     )
     return RunResult(version_dir, metrics, keras_model, parts["test"].texts)
