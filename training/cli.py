@@ -157,13 +157,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         features=_features(args),
         train=_train_config(args),
     )
-    report = run_repeats(cfg, emit=lambda line: print(line, flush=True))
-    table = markdown(report)
-    print(table)
-    if args.output:
-        args.output.write_text(table, encoding="utf-8")
-    if args.json:
-        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+
+    def write(report: dict[str, Any]) -> None:
+        if args.output:
+            args.output.write_text(markdown(report), encoding="utf-8")
+        if args.json:
+            args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+
+    report = run_repeats(cfg, emit=lambda line: print(line, flush=True), on_split=write)
+    print(markdown(report))
     return 0
 
 

@@ -76,7 +76,13 @@ def _cpu_seconds() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def run_repeats(cfg: RepeatConfig, emit: Callable[[str], None] = print) -> dict[str, Any]:
+def run_repeats(
+    cfg: RepeatConfig,
+    emit: Callable[[str], None] = print,
+    on_split: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Every split's figures; ``on_split`` gets the report so far after each split (a long run on a
+    busy machine leaves a record of the splits it finished)."""
     from training import model as net
 
     base = cfg.train or net.TrainConfig()
@@ -127,6 +133,21 @@ def run_repeats(cfg: RepeatConfig, emit: Callable[[str], None] = print) -> dict[
             f"({train_cpu:.1f}s CPU, {run['epochs_run']} epochs, load {run['load_average_1m']})"
         )
         runs.append(run)
+        report = _report(cfg, ds, labels, runs, vec, tcfg, load_before)
+        if on_split is not None:
+            on_split(report)
+    return report
+
+
+def _report(
+    cfg: RepeatConfig,
+    ds: Any,
+    labels: list[str],
+    runs: list[dict[str, Any]],
+    vec: Any,
+    tcfg: Any,
+    load_before: tuple[float, float, float],
+) -> dict[str, Any]:
     return {
         "dataset": ds.name,
         "data_cleaning": ds.stats,
@@ -142,6 +163,7 @@ def run_repeats(cfg: RepeatConfig, emit: Callable[[str], None] = print) -> dict[
         "machine": _machine(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "repeats_requested": cfg.repeats,
     }
 
 
@@ -167,7 +189,12 @@ def markdown(report: dict[str, Any]) -> str:
     s = report["data_cleaning"]
     seeds = ", ".join(str(r["seed"]) for r in runs)
     lines = [
-        f"### {report['dataset']}: {len(runs)} stratified splits (seeds {seeds})",
+        f"### {report['dataset']}: {len(runs)} stratified splits (seeds {seeds})"
+        + (
+            f" (unfinished: {len(runs)} of {report['repeats_requested']} requested)"
+            if len(runs) < report.get("repeats_requested", len(runs))
+            else ""
+        ),
         "",
         f"Recorded {report['date']} on {report['machine']} (shared with other builds; load average "
         f"{' / '.join(map(str, report['load_average_before']))} before, "
