@@ -64,9 +64,7 @@ def _common(t: argparse.ArgumentParser) -> None:
     n.add_argument(
         "--epochs", type=int, default=30, help="maximum epochs; early stopping ends sooner (default: 30)"
     )
-    n.add_argument(
-        "--batch-size", type=int, help="(default: training rows / 40, within 32-256: 256 for chinese-reviews)"
-    )
+    n.add_argument("--batch-size", type=int, help="(default: 256 from 8,192 training rows, else 32)")
     n.add_argument("--hidden", type=int, default=128, help="hidden layer width (default: 128)")
     n.add_argument(
         "--learning-rate",
@@ -74,7 +72,11 @@ def _common(t: argparse.ArgumentParser) -> None:
         help="Adam learning rate (default: 0.001)",
     )
     n.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (default: 3)")
-    n.add_argument("--dropout", type=float, default=0.5, help="dropout after the hidden layer (default: 0.5)")
+    n.add_argument(
+        "--dropout",
+        type=float,
+        help="dropout after the hidden layer (default: 0.5 from 8,192 training rows, else 0)",
+    )
     n.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the hidden kernel (default: 0)")
     n.add_argument(
         "--seed", type=int, default=42, help="fixes the split, initialisation and shuffling (default: 42)"
