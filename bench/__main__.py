@@ -21,13 +21,13 @@ from textvec import version_dirs
 
 def test_documents(version_dir: Path, dataset: str) -> list[str]:
     """The test split the version was evaluated on: same loader, cleaning and seeded split as training."""
-    from training.cleaning import deduplicate
+    from training.cleaning import clean
     from training.datasets import load_dataset
     from training.pipeline import split
 
     metrics = orjson.loads((version_dir / "assets.extra" / "metrics.json").read_bytes())
     seed = int(metrics.get("training", {}).get("seed", 42))
-    ds = deduplicate(load_dataset(dataset))
+    ds = clean(load_dataset(dataset))
     parts = split(ds, sorted(set(ds.labels)), 0.2, 0.1, seed)
     expected = metrics.get("split_sizes", {}).get("test")
     if expected is not None and expected != len(parts["test"].texts):

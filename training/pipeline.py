@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import tempfile
 import time
@@ -14,9 +15,9 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from textvec.calibration import CALIBRATION
-from training.cleaning import deduplicate
+from training.cleaning import clean, describe
 from training.datasets import Dataset, check_trainable, load_dataset
-from training.features import FeatureConfig, fit
+from training.features import FeatureConfig, fit_rows
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,8 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
     tcfg = cfg.train or net.TrainConfig()
     started = time.perf_counter()
     raw = load_dataset(cfg.dataset, cfg.text_column, cfg.label_column)
-    ds = deduplicate(raw)
-    s = ds.stats
-    emit(
-        f"dataset {ds.name}: {s['rows_loaded']} rows, {s['duplicates_removed']} exact duplicates removed, "
-        f"{s['conflicting_label_rows_removed']} rows whose text carries two labels removed "
-        f"({s['conflicting_label_texts']} texts); {s['rows_kept']} kept"
-    )
+    ds = clean(raw)
+    emit(f"dataset {ds.name}: {describe(ds.stats)}")
     check_trainable(ds)
     labels = sorted(set(ds.labels))
     parts = split(ds, labels, cfg.test_size, cfg.val_size, tcfg.seed)
@@ -85,20 +81,31 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
 
     net.make_deterministic(tcfg.seed)
     t0 = time.perf_counter()
-    vec, _ = fit(cfg.features, parts["train"].texts)
-    rows = {k: [vec.transform_one(t) for t in v.texts] for k, v in parts.items()}
+    vec, rows = fit_rows(cfg.features, {k: v.texts for k, v in parts.items()})
     emit(
-        f"features: {vec.analyzer} {vec.ngram_range[0]}-{vec.ngram_range[1]}-grams, {vec.n_features} terms, "
+        f"features: {vec.analyzer} {vec.ngram_range[0]}-{vec.ngram_range[1]}-grams"
+        + (
+            f" (words {vec.word_ngram_range[0]}-{vec.word_ngram_range[1]}-grams, {vec.segmenter})"
+            if vec.word_ngram_range
+            else ""
+        )
+        + f", {vec.n_features} terms, "
         f"fitted in {time.perf_counter() - t0:.1f}s"
     )
 
+    tcfg = tcfg.resolved(len(parts["train"].texts))
     keras_model = net.build_model(vec.n_features, len(labels), tcfg)
-    emit(f"training: Dense({tcfg.hidden}, relu) -> softmax({len(labels)}), up to {tcfg.epochs} epochs")
-    t0 = time.perf_counter()
+    emit(
+        f"training: Dense({tcfg.hidden}, relu) -> softmax({len(labels)}), up to {tcfg.epochs} epochs, "
+        f"batch {tcfg.batch_size}, learning rate {tcfg.learning_rate:g}, dropout {tcfg.dropout:g}"
+    )
+    t0, cpu0 = time.perf_counter(), time.process_time()
     history = net.train(
         keras_model, rows["train"], parts["train"].y, rows["validation"], parts["validation"].y, tcfg, emit
     )
     train_seconds = time.perf_counter() - t0
+    # CPU time (user + system, all threads) moves less than wall time on a shared machine
+    train_cpu_seconds = time.process_time() - cpu0
 
     probs = net.predict_proba(keras_model, rows["test"])
     report = evaluate(parts["test"].y, probs, labels)
@@ -129,6 +136,8 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
             **asdict(tcfg),
             "epochs_run": len(history.get("loss", [])),
             "seconds": round(train_seconds, 2),
+            "cpu_seconds": round(train_cpu_seconds, 2),
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "history": history,
         },
         "machine": {
@@ -161,6 +170,8 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
     metrics["total_seconds"] = round(time.perf_counter() - started, 2)
     emit(
         f"done: test accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
-        f"trained in {train_seconds:.1f}s; version written to {version_dir}"
+        f"trained in {train_seconds:.1f}s "
+        f"({train_cpu_seconds:.1f}s CPU, load average {os.getloadavg()[0]:.1f}); "
+        f"version written to {version_dir}"
     )
     return RunResult(version_dir, metrics, keras_model, parts["test"].texts)

@@ -120,7 +120,7 @@ def test_tf_compat_model_loads_and_predicts_identically_on_serving_tensorflow(
     version_dir, texts = models[kind]
     vec = Vectorizer.load(version_dir / "assets" / "vectorizer.json")
     if kind == "chinese-reviews":
-        assert vec.analyzer == "char", vec.analyzer
+        assert vec.analyzer == "char+words", vec.analyzer
     ids, weights = vec.transform(texts)
     ids, weights = np.asarray(ids, dtype=np.int64), np.asarray(weights, dtype=np.float32)
     assert ids.shape[0] == N_DOCS
