@@ -3,6 +3,7 @@ the evaluation gate uses inside the training Job, whose image has no kubectl. St
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import ssl
@@ -52,10 +53,8 @@ class KubeApi:
                 doc = json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")
-            try:
+            with contextlib.suppress(ValueError):  # not a Status object: keep the text
                 detail = json.loads(detail).get("message", detail)
-            except ValueError:
-                pass
             raise KubeApiError(f"{method} configmap {self.namespace}/{name}: {exc.code} {detail}") from exc
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise KubeApiError(f"{method} configmap {self.namespace}/{name}: {exc}") from exc

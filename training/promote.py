@@ -26,9 +26,9 @@ from typing import Any
 
 from contracts import modeldir
 from contracts.rollout import MODEL_CONFIG, ROLLOUT, Rollout, RolloutError, declared, with_roles
-from training.kubeapi import KubeApi, KubeApiError
 from textvec import Vectorizer, VectorizerError
 from textvec.calibration import CalibrationError, load_calibration
+from training.kubeapi import KubeApi, KubeApiError
 
 log = logging.getLogger("training.promote")
 METRICS = ("accuracy", "macro_f1")
@@ -314,7 +314,9 @@ def parser() -> argparse.ArgumentParser:
         which.add_argument(
             "--version-file", type=Path, help="a file holding the version (train --version-file writes it)"
         )
-        sp.add_argument("--tolerance", type=float, default=0.01, help="allowed drop per metric (default: 0.01)")
+        sp.add_argument(
+            "--tolerance", type=float, default=0.01, help="allowed drop per metric (default: 0.01)"
+        )
         sp.add_argument("--force", action="store_true", help="go ahead although the evaluation is worse")
         sp.add_argument("--reason", help="why --force (required with it; logged and kept in the config)")
 
@@ -324,7 +326,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--weight", type=float, default=10.0, help="percent of requests (default: 10)")
     c.add_argument("--mode", choices=["split", "shadow"], default="split")
     c.add_argument(
-        "--gate", action="store_true", help="refuse a canary that evaluates worse than stable (as promote does)"
+        "--gate", action="store_true", help="refuse a canary evaluating worse than stable (as promote does)"
     )
     pr = sub.add_parser("promote", help="mark a version stable if its evaluation is not worse")
     common(pr)

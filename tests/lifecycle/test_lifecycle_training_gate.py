@@ -30,7 +30,7 @@ GATED = ("training.enabled=true", "model.stableVersion=1")
 
 # A stand-in for kubectl: `-n NS get configmap NAME -o json` and `-n NS patch configmap NAME --type merge
 # -p PATCH` on the ConfigMap object kept in $FAKE_CM (one JSON file); it logs every call to $FAKE_CM.log.
-FAKE_KUBECTL = r'''#!/usr/bin/env python3
+FAKE_KUBECTL = r"""#!/usr/bin/env python3
 import json, os, sys
 args = sys.argv[1:]
 path = os.environ["FAKE_CM"]
@@ -49,7 +49,7 @@ elif verb == "patch":
     print(f"configmap/{name} patched")
 else:
     sys.exit(f"fake kubectl: {verb} is not supported")
-'''
+"""
 
 
 def job(*sets: str) -> dict[str, Any]:
@@ -266,7 +266,7 @@ def test_kube_api_client_gets_and_merge_patches_one_configmap() -> None:
                 store["data"].update(json.loads(body)["data"])
             self._answer(200, store)
 
-        do_GET = do_PATCH = _handle  # noqa: N815
+        do_GET = do_PATCH = _handle
 
         def log_message(self, *_: Any) -> None:
             pass

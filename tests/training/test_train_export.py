@@ -165,8 +165,8 @@ def test_cli_version_file_names_the_published_version(tmp_path: Path, small_corp
     vfile.parent.mkdir()
     (out / "news" / "1").mkdir(parents=True)  # taken: train picks the next free number
     proc = subprocess.run(
-        [sys.executable, "-m", "training", "train", "--dataset", str(small_corpus_csv), "--model-name", "news",
-         "--out", str(out), "--epochs", "1", "--version-file", str(vfile)],
+        [sys.executable, "-m", "training", "train", "--dataset", str(small_corpus_csv),
+         "--model-name", "news", "--out", str(out), "--epochs", "1", "--version-file", str(vfile)],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
