@@ -161,6 +161,7 @@ def test_slow_canary_falls_back_on_p99_without_a_failed_request(lab: Lab) -> Non
     assert sample(lab, "sidecar_canary_fallbacks_total", version=str(SLOW_VERSION), reason="error_rate") == 0
     assert sample(lab, "sidecar_canary_weight_percent") == 0
     assert f"canary version {SLOW_VERSION} stopped: p99" in lab.sidecar.log_tail(400)
+    print(f"slow canary: {seen[SLOW_VERSION]} of {len(results)} answers before the fallback; {reason}")
     lab.declare(1)
     wait_for("no canary", lambda: rollout_is(lab.url, 1, None))
 
