@@ -79,6 +79,11 @@ class Lifecycle:
         canary = self.registry.canary
         if canary is None:
             return False
+        src = self.registry.source
+        if src is not None and src.declared is not None and src.declared.canary != canary.version:
+            # the declaration has moved on and the registry has not checked the new canary yet: the
+            # old one may already be unloaded, so neither it nor the new one gets traffic until then
+            return False
         if self._fallback_for is not None and self._fallback_for != (canary.version, self._revision()):
             self._fallback_for, self.fallback_reason = None, None  # a new declaration: a fresh start
         return self._fallback_for is None

@@ -93,7 +93,11 @@ def test_buckets_are_sticky_and_spread() -> None:
 def test_slow_canary_is_stopped_on_p99_and_stable_answers() -> None:
     stable = SimpleNamespace(version=1)
     canary = SimpleNamespace(version=2)
-    source = SimpleNamespace(rollout=Rollout("split", 100, Fallback(60, 5, 0.5, 50)), revision=1)
+    source = SimpleNamespace(
+        rollout=Rollout("split", 100, Fallback(60, 5, 0.5, 50)),
+        revision=1,
+        declared=SimpleNamespace(canary=2),
+    )
     registry = SimpleNamespace(canary=canary, source=source)
     lc = Lifecycle(registry, Metrics())  # type: ignore[arg-type]
 
@@ -113,3 +117,18 @@ def test_slow_canary_is_stopped_on_p99_and_stable_answers() -> None:
     assert lc.fallback_reason is not None and "p99" in lc.fallback_reason
     source.revision = 2  # declared again: the canary gets a fresh window
     assert lc.canary_active()
+
+
+def test_a_canary_the_declaration_has_moved_past_gets_no_traffic() -> None:
+    # the registry still holds canary 2 while the file already declares 3: 2 may be unloaded already
+    canary = SimpleNamespace(version=2)
+    source = SimpleNamespace(
+        rollout=Rollout("split", 100, Fallback()), revision=1, declared=SimpleNamespace(canary=3)
+    )
+    lc = Lifecycle(SimpleNamespace(canary=canary, source=source), Metrics())  # type: ignore[arg-type]
+    assert not lc.canary_active()
+    stable = SimpleNamespace(version=1)
+    assert lc.plan(stable, None).role == "stable"  # type: ignore[arg-type]
+    source.declared = SimpleNamespace(canary=2)
+    assert lc.canary_active()
+    assert lc.plan(stable, None).role == "canary"  # type: ignore[arg-type]
