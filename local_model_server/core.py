@@ -38,6 +38,7 @@ class ServerCore:
         poll_wait_s: float = 1.0,
         on_state: Callable[[str, int, str], None] | None = None,
         on_load: Callable[[str, str], None] | None = None,
+        delays_s: dict[int, float] | None = None,
     ) -> None:
         self.enable_warmup = enable_warmup
         self.allow_labels_for_unavailable = allow_labels_for_unavailable
@@ -45,6 +46,7 @@ class ServerCore:
         self.poll_wait_s = poll_wait_s
         self._on_state = on_state
         self._on_load = on_load
+        self._delays_s = dict(delays_s or {})  # --test_delay_ms: a deliberately slow version, for tests
         self._config = ModelServerConfig()
         self._models: dict[str, ModelManager] = {}
         self._labels: dict[str, dict[str, int]] = {}
@@ -210,6 +212,9 @@ class ServerCore:
             what = f"Latest({name})" if version is None else f"Specific({name}, {version})"
             raise not_found(f"Servable not found for request: {what}")
         with manager.handle(version) as servable:
+            delay = self._delays_s.get(servable.version) if self._delays_s else None
+            if delay:
+                time.sleep(delay)  # a prediction thread (REST pool or gRPC), never the event loop
             yield servable
 
     def status(self, name: str, version: int | None = None, label: str | None = None) -> list[VersionStatus]:

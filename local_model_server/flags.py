@@ -73,6 +73,7 @@ class ServerOptions:
     shutdown_grace_seconds: float
     log_level: str
     version: bool
+    test_delay_ms: tuple[tuple[int, float], ...] = ()
 
 
 def _bool(text: str) -> bool:
@@ -206,6 +207,15 @@ def build_parser(prog: str = "python -m local_model_server", default_host: str =
         default=10.0,
         help="on SIGTERM/SIGINT, how long in-flight requests may take to finish",
     )
+    xadd(
+        "--test_delay_ms",
+        type=_delay,
+        action="append",
+        default=[],
+        metavar="VERSION:MS",
+        help="TESTS ONLY: every predict on VERSION (of any model) waits MS milliseconds first, to stand "
+        "in for a slow version (repeatable)",
+    )
     add(
         "--log_level",
         default=os.environ.get("LOCAL_MODEL_SERVER_LOG_LEVEL", "info"),
@@ -232,6 +242,17 @@ def _refuse(parser: _Parser, unknown: list[str]) -> NoReturn:
     parser.exit(2, "".join(f"{parser.prog}: error: {line}\n" for line in lines))
 
 
+def _delay(text: str) -> tuple[int, float]:
+    version, sep, ms = text.partition(":")
+    try:
+        pair = (int(version), float(ms))
+    except ValueError:
+        pair = (0, -1.0)
+    if not sep or pair[0] < 1 or not 0 <= pair[1] <= 60_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected VERSION:MS (a version >= 1, 0 to 60000 ms)")
+    return pair
+
+
 def parse(
     argv: list[str] | None, prog: str = "python -m local_model_server", default_host: str = "127.0.0.1"
 ) -> ServerOptions:
@@ -240,7 +261,7 @@ def parse(
     ns, unknown = parser.parse_known_args(argv)
     if unknown:
         _refuse(parser, unknown)
-    opts = ServerOptions(**vars(ns))
+    opts = ServerOptions(**{**vars(ns), "test_delay_ms": tuple(ns.test_delay_ms)})
     if opts.version:
         return opts
     if not opts.model_config_file and not opts.model_base_path:

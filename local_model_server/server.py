@@ -88,6 +88,7 @@ async def serve(opts: ServerOptions) -> int:
         poll_wait_s=opts.file_system_poll_wait_seconds,
         on_state=metrics.on_state,
         on_load=lambda name, status: metrics.load_attempts.labels(name, status).inc(),
+        delays_s={v: ms / 1000 for v, ms in opts.test_delay_ms},
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -106,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--model-name", required=True, help="model name, as TF Serving will serve it")
     o.add_argument("--out", type=Path, default=Path("models"), help="model base path (default: models/)")
     o.add_argument("--version", type=int, help="version number (default: next free integer)")
+    o.add_argument(
+        "--version-file",
+        type=Path,
+        help="write the published version's number here (the training Job hands it to the evaluation gate)",
+    )
     e = sub.add_parser(
         "evaluate",
         help="quality averaged over several stratified splits, against a logistic-regression reference",
@@ -193,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
             features=_features(args),
             train=_train_config(args),
         )
-        run(cfg, emit=lambda line: print(line, flush=True))
+        result = run(cfg, emit=lambda line: print(line, flush=True))
+        if args.version_file is not None:
+            args.version_file.write_text(f"{result.version_dir.name}\n", encoding="utf-8")
     except (DatasetError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

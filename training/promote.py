@@ -2,7 +2,8 @@
 
 Each command edits the declared versions (contracts/rollout.py): the model config's ``stable`` and
 ``canary`` labels and the rollout file, in a directory (``--config-dir``, what ``make run`` and the
-tests use) or in the chart's ConfigMap (``--configmap``, through kubectl). TF Serving and the sidecar
+tests use) or in the chart's ConfigMap (``--configmap``, through kubectl, or in a pod without kubectl through
+the API server with the pod's service account: the training Job). TF Serving and the sidecar
 re-read them; nothing restarts.
 
 ``promote`` refuses a version whose files fail the contract checks (never overridable: it could not
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +28,7 @@ from contracts import modeldir
 from contracts.rollout import MODEL_CONFIG, ROLLOUT, Rollout, RolloutError, declared, with_roles
 from textvec import Vectorizer, VectorizerError
 from textvec.calibration import CalibrationError, load_calibration
+from training.kubeapi import KubeApi, KubeApiError
 
 log = logging.getLogger("training.promote")
 METRICS = ("accuracy", "macro_f1")
@@ -135,6 +138,12 @@ class Store:
     configmap: str | None
     namespace: str | None
 
+    def _api(self) -> KubeApi | None:
+        """In a pod without kubectl (the trainer image): the API server, with the pod's token."""
+        if shutil.which("kubectl") is None and KubeApi.in_pod():
+            return KubeApi.from_pod(self.namespace)
+        return None
+
     def _kubectl(self, *args: str, stdin: str | None = None) -> str:
         cmd = ["kubectl", *(["-n", self.namespace] if self.namespace else []), *args]
         res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
@@ -147,9 +156,13 @@ class Store:
             text = (self.config_dir / MODEL_CONFIG).read_text(encoding="utf-8")
             rpath = self.config_dir / ROLLOUT
             return text, Rollout.from_json(rpath.read_bytes()) if rpath.exists() else Rollout()
-        data = json.loads(self._kubectl("get", "configmap", str(self.configmap), "-o", "json")).get(
-            "data", {}
+        api = self._api()
+        doc = (
+            api.get_configmap(str(self.configmap))
+            if api
+            else json.loads(self._kubectl("get", "configmap", str(self.configmap), "-o", "json"))
         )
+        data = doc.get("data") or {}
         if MODEL_CONFIG not in data:
             raise GateError(f"ConfigMap {self.configmap} has no {MODEL_CONFIG}")
         return data[MODEL_CONFIG], Rollout.from_json(data.get(ROLLOUT, ""))
@@ -163,6 +176,10 @@ class Store:
                 tmp.replace(self.config_dir / name)
             return
         patch = {"data": {MODEL_CONFIG: text, ROLLOUT: rollout.to_json().decode()}}
+        api = self._api()
+        if api is not None:
+            api.patch_configmap(str(self.configmap), patch)
+            return
         self._kubectl("patch", "configmap", str(self.configmap), "--type", "merge", "-p", json.dumps(patch))
 
 
@@ -179,6 +196,22 @@ def _checked(base: Path, version: int) -> Path:
     if problems:
         raise GateError(f"version {version} fails the contract checks: " + "; ".join(problems))
     return vdir
+
+
+def _gate(args: argparse.Namespace, version: int, vdir: Path, stable: int | None, base: Path) -> str:
+    """Refuse a candidate that evaluates worse than stable beyond the tolerance (``--force --reason``
+    overrides): returns what a forced change notes, empty when nothing was worse."""
+    worse = regressions(scores(vdir), scores(base / str(stable)), args.tolerance) if stable else []
+    if worse and not args.force:
+        raise GateError(
+            f"version {version} is worse than stable {stable}: " + "; ".join(worse)
+            + " (--force --reason '...' overrides)"
+        )  # fmt: skip
+    if not worse:
+        return ""
+    note = f"; forced over [{'; '.join(worse)}]: {args.reason}"
+    log.warning("forced past the evaluation gate: version %s%s", version, note)
+    return note
 
 
 def run(args: argparse.Namespace, out: Any = sys.stdout) -> None:
@@ -227,6 +260,7 @@ def run(args: argparse.Namespace, out: Any = sys.stdout) -> None:
         cols.insert(0, (f"stable v{stable}", base / str(stable)))
     print(side_by_side(cols), file=out)
     if args.command == "canary":
+        forced = _gate(args, args.version, vdir, stable, base) if args.gate else ""
         if stable is None:
             raise GateError("declare a stable version first: promote --version <the one serving now>")
         if canary is not None and canary != args.version:
@@ -234,23 +268,30 @@ def run(args: argparse.Namespace, out: Any = sys.stdout) -> None:
                 f"canary {canary} is declared: remove it first (rollback), and once TF Serving has re-read "
                 f"its config (model.configPollSeconds) declare {args.version}"
             )
-        note = f"canary {args.version} ({args.mode}, {args.weight:g}%) beside stable {stable}"
+        note = f"canary {args.version} ({args.mode}, {args.weight:g}%) beside stable {stable}{forced}"
         write((stable, args.version, None), note, Rollout(args.mode, args.weight, rollout.fallback))
+        return
+    if stable is not None and args.version not in served and args.via_canary is not None:
+        # Gate first (nothing is declared for a refused version), then let TF Serving load it as a
+        # canary without traffic, then move `stable` onto it (TF Serving's rule above).
+        _gate(args, args.version, vdir, stable, base)
+        if canary is not None:
+            raise GateError(f"canary {canary} is declared: roll it back before promoting {args.version}")
+        write((stable, args.version, None), f"canary {args.version} (split, 0%) to load it before promotion",
+              Rollout("split", 0.0, rollout.fallback))  # fmt: skip
+        print(f"waiting {args.via_canary:g} s for the model server to load version {args.version}", file=out)
+        time.sleep(args.via_canary)
+        again = argparse.Namespace(**{**vars(args), "via_canary": None})
+        run(again, out)
         return
     if stable is not None and args.version not in served:
         raise GateError(
             f"version {args.version} is not loaded (served: {sorted(served)}): declare it as canary first "
             "(TF Serving moves the stable label only onto a loaded version)"
         )
-    worse = regressions(scores(vdir), scores(base / str(stable)), args.tolerance) if stable else []
-    if worse and not args.force:
-        raise GateError(
-            f"version {args.version} is worse than stable {stable}: " + "; ".join(worse)
-            + " (--force --reason '...' overrides)"
-        )  # fmt: skip
-    note = f"promote {args.version} (was {stable}, kept loaded as previous)"
-    if worse:
-        note += f"; forced over [{'; '.join(worse)}]: {args.reason}"
+    forced = _gate(args, args.version, vdir, stable, base)
+    note = f"promote {args.version} (was {stable}, kept loaded as previous){forced}"
+    if forced:
         log.warning("promotion forced: %s", note)
     write((args.version, None, stable), note)
 
@@ -267,17 +308,36 @@ def parser() -> argparse.ArgumentParser:
         where.add_argument("--configmap", help="the chart's <release>-tfserving ConfigMap (uses kubectl)")
         sp.add_argument("--namespace", help="namespace of --configmap")
 
+    def candidate(sp: argparse.ArgumentParser) -> None:
+        which = sp.add_mutually_exclusive_group(required=True)
+        which.add_argument("--version", type=int)
+        which.add_argument(
+            "--version-file", type=Path, help="a file holding the version (train --version-file writes it)"
+        )
+        sp.add_argument(
+            "--tolerance", type=float, default=0.01, help="allowed drop per metric (default: 0.01)"
+        )
+        sp.add_argument("--force", action="store_true", help="go ahead although the evaluation is worse")
+        sp.add_argument("--reason", help="why --force (required with it; logged and kept in the config)")
+
     c = sub.add_parser("canary", help="serve a version beside stable for a share of traffic (or shadowed)")
     common(c)
-    c.add_argument("--version", type=int, required=True)
+    candidate(c)
     c.add_argument("--weight", type=float, default=10.0, help="percent of requests (default: 10)")
     c.add_argument("--mode", choices=["split", "shadow"], default="split")
+    c.add_argument(
+        "--gate", action="store_true", help="refuse a canary evaluating worse than stable (as promote does)"
+    )
     pr = sub.add_parser("promote", help="mark a version stable if its evaluation is not worse")
     common(pr)
-    pr.add_argument("--version", type=int, required=True)
-    pr.add_argument("--tolerance", type=float, default=0.01, help="allowed drop per metric (default: 0.01)")
-    pr.add_argument("--force", action="store_true", help="promote although the evaluation is worse")
-    pr.add_argument("--reason", help="why --force (required with it; logged and kept in the config)")
+    candidate(pr)
+    pr.add_argument(
+        "--via-canary",
+        type=float,
+        metavar="SECONDS",
+        help="for a version not declared yet: after the gate, declare it as a canary without traffic, wait "
+        "SECONDS for the model server to load it, then promote (what the training Job does)",
+    )
     rb = sub.add_parser("rollback", help="remove the canary, or make --to-version stable again")
     common(rb)
     rb.add_argument("--to-version", type=int)
@@ -287,6 +347,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
+    if getattr(args, "version_file", None) is not None:
+        try:
+            args.version = int(args.version_file.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError) as exc:
+            print(f"error: --version-file {args.version_file}: {exc}", file=sys.stderr)
+            return 2
     if getattr(args, "force", False) and not args.reason:
         print("error: --force needs --reason", file=sys.stderr)
         return 2
@@ -295,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         run(args)
-    except (GateError, RolloutError, OSError) as exc:
+    except (GateError, RolloutError, KubeApiError, OSError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -51,6 +51,8 @@ def test_chart_pod_runs_tfserving_and_sidecar_with_readonly_models(rendered: Ren
     assert 'base_path: "/models/news"' in data["models.config"]
     if name in ("object-storage-minio", "canary"):  # declared versions
         assert "specific {\n        versions: 3\n        versions: 4\n      }" in data["models.config"]
+    elif name == "training-gate":  # declared stable 3; the Job declares what it trains
+        assert "specific {\n        versions: 3\n      }" in data["models.config"]
     else:
         assert "latest {\n        num_versions: 2\n      }" in data["models.config"]
     assert 'path: "/monitoring/prometheus/metrics"' in data["monitoring.config"]
@@ -377,7 +379,7 @@ def test_chart_pdb_and_serviceaccount(rendered: Rendered, name: str) -> None:
     pdb = one(objs, "PodDisruptionBudget")
     assert pdb["spec"]["maxUnavailable"] == 1
     assert pdb["spec"]["selector"]["matchLabels"] == one(objs, "Service")["spec"]["selector"]
-    sa = one(objs, "ServiceAccount")
+    sa = one(objs, "ServiceAccount", "tc-text-classifier")  # the serving pods' (not the gate's)
     assert sa["automountServiceAccountToken"] is False
     assert deployment_spec(objs)["serviceAccountName"] == sa["metadata"]["name"]
 

@@ -27,7 +27,9 @@ def test_chart_security_context_strict_everywhere(rendered: Rendered, name: str)
         assert psc["runAsNonRoot"] is True, ident
         assert psc["runAsUser"] >= 10000, ident
         assert psc["seccompProfile"] == {"type": "RuntimeDefault"}, ident
-        assert spec["automountServiceAccountToken"] is False, ident
+        # only the training Job's evaluation gate talks to the API server (test_chart_gate_rbac_scope)
+        gate = ident.startswith("Job/") and spec["serviceAccountName"].endswith("-training-gate")
+        assert spec["automountServiceAccountToken"] is (True if gate else False), ident  # noqa: SIM210
         assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC"), ident
         for c in containers(spec):
             where = f"{ident} container {c['name']}"
@@ -153,3 +155,30 @@ def test_chart_checkov_skip_annotations_justified(rendered: Rendered) -> None:
             if key.startswith("checkov.io/skip"):
                 check, _, why = value.partition("=")
                 assert check.startswith("CKV") and len(why.split()) >= 8, f"{o['metadata']['name']}: {value}"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_chart_gate_rbac_scope(rendered: Rendered, name: str) -> None:
+    """RBAC exists only for the training Job's gate: get and patch of this release's tfserving ConfigMap."""
+    objs = rendered[name]
+    roles = [o for o in objs if o["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")]
+    if not roles:
+        return
+    assert {o["kind"] for o in roles} == {"Role", "RoleBinding"}, name
+    (cm,) = [
+        o["metadata"]["name"]
+        for o in objs
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-tfserving")
+    ]
+    (role,) = [o for o in roles if o["kind"] == "Role"]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [cm], "verbs": ["get", "patch"]}
+    ], name
+    (binding,) = [o for o in roles if o["kind"] == "RoleBinding"]
+    (subject,) = binding["subjects"]
+    jobs = [
+        o
+        for o in objs
+        if o["kind"] == "Job" and o["spec"]["template"]["spec"]["serviceAccountName"] == subject["name"]
+    ]
+    assert len(jobs) == 1 and jobs[0]["metadata"]["name"].split("-")[-2] == "train", name

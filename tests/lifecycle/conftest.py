@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lc_support import MODEL, declare, make_version, wait_for
+from lc_support import MODEL, SLOW_MS, SLOW_VERSION, declare, make_version, wait_for
 
 from contracts import version_state
 from contracts.rollout import Fallback
@@ -67,6 +67,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory, exported_models: Path) -> Iter
             extra_args=(
                 "--model_config_file_poll_wait_seconds=1",
                 "--allow_version_labels_for_unavailable_models",
+                # a deliberately slow version (the stand-in's test-only delay), for the p99 fallback
+                f"--test_delay_ms={SLOW_VERSION}:{SLOW_MS}",
             ),
         )
         lab_.sidecar = stack.sidecar(

@@ -23,6 +23,9 @@ from contracts.rollout import MODEL_CONFIG, ROLLOUT, Fallback, Rollout
 from textvec import Vectorizer
 
 MODEL = "news"
+# The lab's model server answers every predict on this version after SLOW_MS ms (--test_delay_ms)
+SLOW_VERSION = 10
+SLOW_MS = 600
 TEXTS = [
     "The striker scored twice as the home side won the cup final.",
     "Shares fell sharply after the bank reported a loss for the quarter.",

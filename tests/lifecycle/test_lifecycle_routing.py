@@ -9,7 +9,7 @@ from collections import Counter
 
 import httpx
 from conftest import Lab
-from lc_support import classify_bodies, model_info, rollout_is, wait_for
+from lc_support import SLOW_MS, SLOW_VERSION, classify_bodies, model_info, rollout_is, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.rollout import Fallback
@@ -133,6 +133,37 @@ def test_failing_canary_falls_back_without_a_failed_request(lab: Lab) -> None:
     # declaring the rollout again (a new revision) gives the canary a fresh start
     lab.declare(1, 4, weight=50, fallback=Fallback(window_seconds=60, min_requests=10, max_error_rate=0.3))
     wait_for("canary 4 active again", lambda: rollout_is(lab.url, 1, 4, active=True))
+
+
+def test_slow_canary_falls_back_on_p99_without_a_failed_request(lab: Lab) -> None:
+    """The canary answers correctly but slowly (the stand-in delays every predict on it by SLOW_MS):
+    its p99 over the window crosses max_p99_ms, and stable takes all traffic."""
+    lab.publish(SLOW_VERSION)
+    limit_ms = SLOW_MS / 2  # far above what stable takes here, far below the slow version's floor
+    fb = Fallback(window_seconds=60, min_requests=10, max_error_rate=0.5, max_p99_ms=limit_ms)
+    lab.declare(1, SLOW_VERSION, weight=50, fallback=fb)
+    wait_for("slow canary active", lambda: rollout_is(lab.url, 1, SLOW_VERSION, active=True, weight=50))
+    reqs = [http_request("/classify", b) for b in classify_bodies()]
+    results = load(lab, reqs, 400)
+    assert not failures(results), failures(results)[:5]
+    seen = versions(results)
+    assert 0 < seen[SLOW_VERSION] < 60, f"the slow canary answered before it was stopped: {seen}"
+    slow = sorted(r.latency for r in results if json.loads(r.body)["version"] == SLOW_VERSION)
+    assert slow[0] * 1000 >= SLOW_MS, f"the canary was not slow ({slow[0] * 1000:.0f} ms)"
+    tail = [json.loads(r.body)["version"] for r in sorted(results, key=lambda r: r.t0)[-100:]]
+    assert set(tail) == {1}, "after the fallback stable answers everything"
+    ro = model_info(lab.url)["rollout"]
+    assert ro["canary_active"] is False
+    reason = ro["fallback_reason"]
+    assert f"version {SLOW_VERSION}" in reason and "p99" in reason, reason
+    assert f"> {limit_ms:.0f} ms" in reason, reason
+    assert sample(lab, "sidecar_canary_fallbacks_total", version=str(SLOW_VERSION), reason="p99") == 1
+    assert sample(lab, "sidecar_canary_fallbacks_total", version=str(SLOW_VERSION), reason="error_rate") == 0
+    assert sample(lab, "sidecar_canary_weight_percent") == 0
+    assert f"canary version {SLOW_VERSION} stopped: p99" in lab.sidecar.log_tail(400)
+    print(f"slow canary: {seen[SLOW_VERSION]} of {len(results)} answers before the fallback; {reason}")
+    lab.declare(1)
+    wait_for("no canary", lambda: rollout_is(lab.url, 1, None))
 
 
 def test_broken_versions_never_evict_stable(lab: Lab) -> None:

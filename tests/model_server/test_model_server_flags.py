@@ -71,6 +71,8 @@ def test_flags_console_script_help_says_stand_in() -> None:
         ("--grpc_socket_path=/tmp/x", "a tensorflow_model_server flag that this stand-in does not implement"),
         ("--enable_batching=maybe", "expected true or false"),
         ("stray", "stray: unexpected argument"),
+        ("--test_delay_ms=7", "expected VERSION:MS"),
+        ("--test_delay_ms=0:100", "expected VERSION:MS"),
     ],
 )
 def test_flags_unknown_or_bad_flag_exits_2(arg: str, message: str, tmp_path: Path) -> None:

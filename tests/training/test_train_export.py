@@ -157,3 +157,18 @@ def test_cli_bad_data_exits_2_with_message(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "error:" in proc.stderr and "only one label" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_version_file_names_the_published_version(tmp_path: Path, small_corpus_csv: Path) -> None:
+    """The training Job hands the version it published to the evaluation gate through this file."""
+    out, vfile = tmp_path / "m", tmp_path / "handoff" / "version"
+    vfile.parent.mkdir()
+    (out / "news" / "1").mkdir(parents=True)  # taken: train picks the next free number
+    proc = subprocess.run(
+        [sys.executable, "-m", "training", "train", "--dataset", str(small_corpus_csv),
+         "--model-name", "news", "--out", str(out), "--epochs", "1", "--version-file", str(vfile)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert vfile.read_text() == "2\n"
+    assert (out / "news" / "2" / "saved_model.pb").is_file()

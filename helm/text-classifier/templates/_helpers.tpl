@@ -112,6 +112,20 @@ again with a hash of the whole name.
 {{- end }}
 
 {{/*
+Whether the training Job runs the evaluation gate (and so gets its ServiceAccount, Role and RoleBinding).
+*/}}
+{{- define "text-classifier.trainingGate" -}}
+{{- if and .Values.training.enabled (ne .Values.training.promote.to "none") -}}true{{- end -}}
+{{- end }}
+
+{{/*
+Name of the ServiceAccount, Role and RoleBinding of the training Job's evaluation gate.
+*/}}
+{{- define "text-classifier.trainingGateName" -}}
+{{- printf "%s-training-gate" (include "text-classifier.fullname" . | trunc 49 | trimSuffix "-") -}}
+{{- end }}
+
+{{/*
 Name of the training Job of this revision: "<fullname>-train-<revision>", the full name cut so that
 the revision always survives (a Job name is also a label value: 63 characters at most). Each revision
 gets its own Job, since a Job's pod template is immutable.
@@ -249,6 +263,9 @@ Checks across values that a JSON schema cannot express; included by the Deployme
 {{- end -}}
 {{- if and .Values.training.enabled (ne .Values.model.source "pvc") -}}
 {{- fail "training.enabled needs model.source=pvc: the Job writes new versions to the model PVC" -}}
+{{- end -}}
+{{- if and .Values.training.enabled (ne .Values.training.promote.to "none") (not (int .Values.model.stableVersion)) -}}
+{{- fail "training.promote.to canary or stable needs model.stableVersion: the gate compares the new version with the declared stable (with `latest N` every published version serves at once)" -}}
 {{- end -}}
 {{- if and (eq .Values.model.source "objectStorage") (not .Values.model.objectStorage.bucket) -}}
 {{- fail "model.source=objectStorage needs model.objectStorage.bucket" -}}
