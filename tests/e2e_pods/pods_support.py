@@ -130,6 +130,7 @@ class LoadReport:
     ok: int = 0
     failed: int = 0
     by_version: Counter[int] = field(default_factory=Counter)
+    by_role: Counter[str] = field(default_factory=Counter)  # X-Model-Role: stable, canary, ...
     abstained: int = 0  # of the ok answers: no label (below the version's calibrated threshold)
     failures: list[str] = field(default_factory=list)
 
@@ -140,7 +141,7 @@ class LoadReport:
     def summary(self) -> str:
         return (
             f"{self.total} requests: {self.ok} ok ({self.abstained} abstained), {self.failed} failed;"
-            f" by version {dict(self.by_version)}"
+            f" by version {dict(self.by_version)}, by role {dict(self.by_role)}"
         )
 
 
@@ -172,6 +173,11 @@ class Load:
             return f"HTTP {resp.status_code}: {resp.text[:200]}"
         body = resp.json()
         version = int(body["model"]["version"])
+        # The headers name the version too (docs/operations.md, section 9): they must agree with the body.
+        header = resp.headers.get("x-model-version")
+        if header is not None and int(header) != version:
+            return f"X-Model-Version {header} but the body names version {version}"
+        role = resp.headers.get("x-model-role", "")
         prediction = body["predictions"][0]
         label = prediction["label"]
         if prediction["abstained"]:
@@ -182,6 +188,7 @@ class Load:
             with self._lock:
                 self.report.abstained += 1
                 self.report.by_version[version] += 1
+                self.report.by_role[role] += 1
             return None
         with self._lock:
             allowed = self._labels_for(version)
@@ -189,6 +196,7 @@ class Load:
             return f"label {label!r} is not one of version {version}'s labels {sorted(allowed)}"
         with self._lock:
             self.report.by_version[version] += 1
+            self.report.by_role[role] += 1
         return None
 
     def _worker(self, n: int) -> None:
@@ -222,6 +230,16 @@ class Load:
         for t in self._threads:
             t.join(timeout=30)
 
+    def versions_answering(self, n: int, timeout: float = 120) -> Counter[int]:
+        """The versions that gave the next `n` ok answers (a window of the running counts)."""
+        with self._lock:
+            before = Counter(self.report.by_version)
+            start = self.report.ok
+        wait_until(f"{n} more ok answers", lambda: self.report.ok >= start + n, timeout, 0.2)
+        with self._lock:
+            after = Counter(self.report.by_version)
+        return after - before
+
     def wait_for_requests(self, n: int, timeout: float = 60) -> None:
         start = self.report.total
         wait_until(
@@ -240,6 +258,7 @@ def record(name: str, report: LoadReport) -> None:
         "failed": report.failed,
         "abstained": report.abstained,
         "by_version": {str(k): v for k, v in sorted(report.by_version.items())},
+        "by_role": dict(sorted(report.by_role.items())),
     }
     with (out / "requests.jsonl").open("a") as f:
         f.write(json.dumps(line) + "\n")
