@@ -12,6 +12,8 @@ from e2e_support import CHART, CI_DIR, Cluster, run
 EXPECTED_SCENARIOS = {
     "auth",
     "autoscaling-custom-metric",
+    "batch-scoring",
+    "canary",
     "cpu",
     "extensions",
     "gpu",
@@ -24,7 +26,9 @@ EXPECTED_SCENARIOS = {
     "object-storage",
     "object-storage-gcs",
     "object-storage-minio",
+    "oip-grpc",
     "pvc",
+    "training-gate",
 }
 SCENARIOS = sorted(p.name for p in CI_DIR.glob("*-values.yaml"))
 # Not a ci/ file: the KEDA ScaledObject is only rendered with keda.enabled (HPA off).
