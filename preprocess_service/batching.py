@@ -74,13 +74,13 @@ class Batcher:
             # idle upstream: take only what has already arrived, and go now
             deadline = loop.time() + (self.max_wait_s if self._busy else 0.0)
             while size < self.max_size:
+                timeout = deadline - loop.time()
                 try:
-                    if self._queue.empty() and deadline > loop.time():
-                        # asyncio.timeout_at, not wait_for: wait_for wraps the get in a new task
-                        async with asyncio.timeout_at(deadline):
-                            item = await self._queue.get()
-                    else:
-                        item = self._queue.get_nowait()
+                    item = (
+                        self._queue.get_nowait()
+                        if timeout <= 0
+                        else await asyncio.wait_for(self._queue.get(), timeout)
+                    )
                 except (TimeoutError, asyncio.QueueEmpty):
                     break
                 batch.append(item)
