@@ -70,7 +70,9 @@ def create_app(
         if settings.oip_grpc_port:
             from preprocess_service.oip import grpc_server  # grpcio and the generated messages only then
 
-            oip_grpc = await grpc_server.start(registry, batcher, metrics, settings, app.state.api_keys)
+            oip_grpc = await grpc_server.start(
+                registry, batcher, metrics, settings, app.state.api_keys, lifecycle
+            )
         log.info(
             "sidecar started",
             extra={

@@ -6,7 +6,12 @@ batch dimension send it). Its outputs are named tensors: ``label`` (``BYTES [N]`
 unknown label, or an empty string, when the model abstains), ``score`` (``FP32 [N]``, the calibrated
 probability of the top class), ``probabilities`` (``FP32 [N, C]``, calibrated, in the order of the
 version's labels), and on request ``top_k_labels``/``top_k_scores`` (``[N, k]``) and ``explanation``
-(``BYTES [N]``, one JSON document per text)."""
+(``BYTES [N]``, one JSON document per text).
+
+Versions follow the model lifecycle: an inference that names no version is routed like ``/v1/classify``
+(stable, or the declared canary for its share of traffic, with the same fallback to stable), and the
+response's ``model_version`` names the version that answered. Naming a version asks for exactly that
+one: the stable version, or the declared canary while it is loaded."""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from preprocess_service import answer
 from preprocess_service.batching import Batcher
 from preprocess_service.config import Settings
 from preprocess_service.errors import InvalidInput, NotFound, NotReady
+from preprocess_service.lifecycle.routing import CANARY, STABLE, Lifecycle
 from preprocess_service.metrics import Metrics
 from preprocess_service.postprocess import Answer, Options
 from preprocess_service.registry import ModelVersion, Registry
@@ -56,34 +62,52 @@ class Output:
 
 @dataclass(frozen=True)
 class InferResult:
-    model: ModelVersion
+    model: ModelVersion  # the version that answered
     outputs: list[Output] = field(default_factory=list)
+    role: str = STABLE  # "stable" or "canary"
 
 
 def served_model(registry: Registry, name: str, version: str | None) -> ModelVersion:
-    """The pinned version if ``name`` (and ``version``, when given) is what this sidecar serves; an
-    unknown model or version is 404, no version yet is 503 (worth retrying)."""
+    """The stable version if ``name`` is what this sidecar serves, or the version asked for when it is
+    the stable one or the declared, loaded canary; an unknown model or version is 404, no version yet is
+    503 (worth retrying)."""
     if name != registry.model_name:
         raise NotFound(f"unknown model '{name}'; this server serves '{registry.model_name}'")
     model = registry.current
     if model is None:
         raise NotReady(f"model '{name}' has no version ready yet: {registry.status}")
-    if version not in (None, "") and version != str(model.version):
-        raise NotFound(
-            f"model '{name}' version '{version}' is not served; the served version is {model.version}"
-        )
-    return model
+    if version in (None, "") or version == str(model.version):
+        return model
+    canary = registry.canary
+    if canary is not None and version == str(canary.version):
+        return canary
+    raise NotFound(
+        f"model '{name}' version '{version}' is not served; served: {', '.join(served_versions(registry))}"
+    )
+
+
+def served_versions(registry: Registry) -> list[str]:
+    """The versions an inference may name: stable, then the canary while one is declared and loaded."""
+    out = [str(registry.current.version)] if registry.current is not None else []
+    if registry.canary is not None and str(registry.canary.version) not in out:
+        out.append(str(registry.canary.version))
+    return out
+
+
+def role_of(registry: Registry, model: ModelVersion) -> str:
+    canary = registry.canary
+    return CANARY if canary is not None and model.version == canary.version else STABLE
 
 
 def server_metadata() -> dict[str, Any]:
     return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": list(EXTENSIONS)}
 
 
-def model_metadata(model: ModelVersion) -> dict[str, Any]:
+def model_metadata(model: ModelVersion, versions: Sequence[str] | None = None) -> dict[str, Any]:
     n = len(model.labels)
     return {
         "name": model.name,
-        "versions": [str(model.version)],
+        "versions": list(versions) if versions is not None else [str(model.version)],
         "platform": PLATFORM,
         "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
         "outputs": [
@@ -222,19 +246,31 @@ async def infer(
     batcher: Batcher,
     metrics: Metrics,
     settings: Settings,
+    lifecycle: Lifecycle | None = None,
+    client_key: str | None = None,
+    role: str = STABLE,
 ) -> InferResult:
-    """One inference: the same steps, limits and answers as ``/v1/classify``, as named tensors."""
+    """One inference: the same steps, limits and answers as ``/v1/classify``, as named tensors. With
+    ``lifecycle``, ``model`` is the stable version and the rollout picks the version that answers (sticky
+    per ``client_key``); without it, ``model`` answers (a version the request named, in ``role``)."""
     texts = texts_of(inputs)
     opts = options_of(parameters, model)
     check_limits(texts, settings.max_texts, settings.max_chars)
     check_explain(opts, len(texts), settings)
-    answers = await answer.classify(
-        model,
-        texts,
-        opts,
-        batcher,
-        metrics,
-        explain_max_terms=settings.explain_max_terms,
-        unknown_label=settings.abstain_label,
-    )
-    return InferResult(model, outputs_of(model, answers, opts, wanted_outputs))
+
+    async def call(m: ModelVersion) -> list[Answer]:
+        return await answer.classify(
+            m,
+            texts,
+            opts,
+            batcher,
+            metrics,
+            explain_max_terms=settings.explain_max_terms,
+            unknown_label=settings.abstain_label,
+        )
+
+    if lifecycle is None:
+        answers = await call(model)
+    else:
+        answers, model, role = await lifecycle.run(lifecycle.plan(model, client_key), call)
+    return InferResult(model, outputs_of(model, answers, opts, wanted_outputs), role)

@@ -24,6 +24,7 @@ from preprocess_service.batching import Batcher
 from preprocess_service.config import Settings
 from preprocess_service.deps import presented_key
 from preprocess_service.errors import InvalidInput, NotReady, ServiceError, Unauthorized, UpstreamTimeout
+from preprocess_service.lifecycle.routing import Lifecycle
 from preprocess_service.metrics import Metrics
 from preprocess_service.oip import binary, core
 from preprocess_service.registry import Registry
@@ -55,10 +56,16 @@ def _param(p: Any) -> object:
 
 class Servicer:
     def __init__(
-        self, registry: Registry, batcher: Batcher, metrics: Metrics, settings: Settings, api_keys: ApiKeys
+        self,
+        registry: Registry,
+        batcher: Batcher,
+        metrics: Metrics,
+        settings: Settings,
+        api_keys: ApiKeys,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.registry, self.batcher, self.metrics = registry, batcher, metrics
-        self.settings, self.api_keys = settings, api_keys
+        self.settings, self.api_keys, self.lifecycle = settings, api_keys, lifecycle
 
     def _authorize(self, context: grpc.aio.ServicerContext) -> None:
         keys = self.api_keys.current()
@@ -90,14 +97,19 @@ class Servicer:
     async def model_ready(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         self._authorize(context)
         try:
-            core.served_model(self.registry, request.name, request.version)
+            model = core.served_model(self.registry, request.name, request.version)
         except (errors.NotFound, NotReady):
             return pb.ModelReadyResponse(ready=False)
+        if model is not self.registry.current:  # the canary, named by its version
+            state = await self.registry.upstream.version_state(model.version)
+            return pb.ModelReadyResponse(ready=state == version_state.AVAILABLE)
         return pb.ModelReadyResponse(ready=await self._is_ready())
 
     async def model_metadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         self._authorize(context)
-        meta = core.model_metadata(core.served_model(self.registry, request.name, request.version))
+        model = core.served_model(self.registry, request.name, request.version)
+        versions = core.served_versions(self.registry) if not request.version else [str(model.version)]
+        meta = core.model_metadata(model, versions)
         return pb.ModelMetadataResponse(
             name=meta["name"],
             versions=meta["versions"],
@@ -128,13 +140,24 @@ class Servicer:
         params = {k: _param(v) for k, v in request.parameters.items()}
         wanted = [o.name for o in request.outputs]
         remaining = context.time_remaining()
-        work = core.infer(model, tensors, params, wanted, self.batcher, self.metrics, self.settings)
+        common = (model, tensors, params, wanted, self.batcher, self.metrics, self.settings)
+        if not request.model_version:  # routed like /v1/classify: stable, or the canary for its share
+            meta = dict(context.invocation_metadata() or ())
+            key = meta.get(self.settings.client_key_header.lower())
+            key = key.decode() if isinstance(key, bytes) else key
+            work = core.infer(*common, lifecycle=self.lifecycle, client_key=key)
+        else:
+            work = core.infer(*common, role=core.role_of(self.registry, model))
         try:
             result = await asyncio.wait_for(work, timeout=remaining)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"no answer within the call's deadline ({remaining:.3f}s)") from exc
+        model = result.model
         response = pb.ModelInferResponse(
             model_name=model.name, model_version=str(model.version), id=request.id
+        )
+        context.set_trailing_metadata(
+            (("x-model-version", str(model.version)), ("x-model-role", result.role))
         )
         for o in result.outputs:
             response.outputs.add(name=o.name, datatype=o.datatype, shape=o.shape)
@@ -184,14 +207,20 @@ def handlers(servicer: Servicer) -> grpc.GenericRpcHandler:
 
 
 async def start(
-    registry: Registry, batcher: Batcher, metrics: Metrics, settings: Settings, api_keys: ApiKeys
+    registry: Registry,
+    batcher: Batcher,
+    metrics: Metrics,
+    settings: Settings,
+    api_keys: ApiKeys,
+    lifecycle: Lifecycle | None = None,
 ) -> grpc.aio.Server:
     """Listening on ``host:oip_grpc_port`` when it returns; fails loudly if the port is taken."""
     limit = settings.max_body_bytes
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)],
     )
-    server.add_generic_rpc_handlers((handlers(Servicer(registry, batcher, metrics, settings, api_keys)),))
+    servicer = Servicer(registry, batcher, metrics, settings, api_keys, lifecycle)
+    server.add_generic_rpc_handlers((handlers(servicer),))
     address = f"{settings.host}:{settings.oip_grpc_port}"
     if server.add_insecure_port(address) == 0:
         raise RuntimeError(f"cannot listen on {address} for the Open Inference Protocol gRPC service")

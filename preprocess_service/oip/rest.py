@@ -16,6 +16,8 @@ from pydantic import ValidationError
 from contracts import version_state
 from preprocess_service.deps import BatcherDep, MetricsDep, RegistryDep, SettingsDep, require_api_key
 from preprocess_service.errors import InvalidInput, NotReady
+from preprocess_service.lifecycle.deps import ROLE_HEADER, VERSION_HEADER, LifecycleDep
+from preprocess_service.lifecycle.routing import Lifecycle
 from preprocess_service.oip import binary, core
 from preprocess_service.oip.schemas import (
     ErrorResponse,
@@ -72,7 +74,8 @@ async def server_metadata() -> dict[str, Any]:
 
 def _metadata(registry: RegistryDep, name: str, version: str | None) -> dict[str, Any]:
     model = core.served_model(registry, name, version)
-    return {**core.model_metadata(model), "labels": list(model.labels)}
+    versions = core.served_versions(registry) if version is None else [str(model.version)]
+    return {**core.model_metadata(model, versions), "labels": list(model.labels)}
 
 
 @models.get("/{name}", response_model=ModelMetadata, summary="Model metadata")
@@ -94,8 +97,13 @@ async def model_ready(name: str, registry: RegistryDep) -> dict[str, Any]:
 
 @models.get("/{name}/versions/{version}/ready", summary="The model version is ready")
 async def model_version_ready(name: str, version: str, registry: RegistryDep) -> dict[str, Any]:
-    core.served_model(registry, name, version)
-    await _ready(registry)
+    model = core.served_model(registry, name, version)
+    if model is registry.current:
+        await _ready(registry)
+    else:  # the canary: ready when the model server has it loaded
+        state = await registry.upstream.version_state(model.version)
+        if state != version_state.AVAILABLE:
+            raise NotReady(f"the model server reports version {model.version} {state}")
     return {"name": name, "ready": True}
 
 
@@ -133,14 +141,23 @@ def _parse(body: bytes, header_length: str | None) -> tuple[InferRequest, list[c
 
 async def _infer(
     request: Request, name: str, version: str | None, registry: RegistryDep, batcher: BatcherDep,
-    metrics: MetricsDep, settings: SettingsDep,
+    metrics: MetricsDep, settings: SettingsDep, lifecycle: Lifecycle,
 ) -> Response:  # fmt: skip
     model = core.served_model(registry, name, version)
     req, tensors = _parse(await request.body(), request.headers.get(binary.HEADER))
     request.state.n_texts = len(tensors[0].data) if tensors else 0
     params = req.parameters or {}
     wanted = [o.name for o in req.outputs or []]
-    result = await core.infer(model, tensors, params, wanted, batcher, metrics, settings)
+    if version is None:  # routed like /v1/classify: stable, or the canary for its share
+        key = request.headers.get(settings.client_key_header)
+        result = await core.infer(
+            model, tensors, params, wanted, batcher, metrics, settings, lifecycle=lifecycle, client_key=key
+        )
+    else:
+        role = core.role_of(registry, model)
+        result = await core.infer(model, tensors, params, wanted, batcher, metrics, settings, role=role)
+    model = result.model
+    names = {VERSION_HEADER: str(model.version), ROLE_HEADER: result.role}
     out_params = {o.name: o.parameters or {} for o in req.outputs or []}
     default_binary = bool(params.get("binary_data_output", False))
     outputs: list[dict[str, Any]] = []
@@ -161,11 +178,11 @@ async def _infer(
         body["id"] = req.id
     head = orjson.dumps(body)
     if not blobs:
-        return Response(head, media_type="application/json")
+        return Response(head, media_type="application/json", headers=names)
     return Response(
         head + b"".join(blobs),
         media_type="application/octet-stream",
-        headers={"Inference-Header-Content-Length": str(len(head))},
+        headers={"Inference-Header-Content-Length": str(len(head)), **names},
     )
 
 
@@ -183,9 +200,9 @@ _INFER_BODY: dict[str, Any] = {
 )
 async def infer(
     request: Request, name: str, registry: RegistryDep, batcher: BatcherDep, metrics: MetricsDep,
-    settings: SettingsDep,
+    settings: SettingsDep, lifecycle: LifecycleDep,
 ) -> Response:  # fmt: skip
-    return await _infer(request, name, None, registry, batcher, metrics, settings)
+    return await _infer(request, name, None, registry, batcher, metrics, settings, lifecycle)
 
 
 @models.post(
@@ -196,6 +213,6 @@ async def infer(
 )
 async def infer_version(
     request: Request, name: str, version: str, registry: RegistryDep, batcher: BatcherDep,
-    metrics: MetricsDep, settings: SettingsDep,
+    metrics: MetricsDep, settings: SettingsDep, lifecycle: LifecycleDep,
 ) -> Response:  # fmt: skip
-    return await _infer(request, name, version, registry, batcher, metrics, settings)
+    return await _infer(request, name, version, registry, batcher, metrics, settings, lifecycle)

@@ -14,7 +14,7 @@ from lc_support import MODEL, SLOW_MS, SLOW_VERSION, declare, make_version, wait
 
 from contracts import version_state
 from contracts.rollout import Fallback
-from devstack import Proc, Stack, server_states
+from devstack import Proc, Stack, free_port, server_states
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Lab:
     config_dir: Path
     source: Path  # a good version's files, to derive more versions from
     canary: int | None = None  # the last declared
+    oip_grpc_port: int = 0  # the sidecar's Open Inference Protocol gRPC port
 
     @property
     def url(self) -> str:
@@ -58,7 +59,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, exported_models: Path) -> Iter
     shutil.copytree(exported_models / MODEL / "1", source)
     config_dir = root / "config"
     config_dir.mkdir()
-    lab_ = Lab(stack, None, None, config_dir, source)  # type: ignore[arg-type]
+    lab_ = Lab(stack, None, None, config_dir, source, oip_grpc_port=free_port())  # type: ignore[arg-type]
     lab_.publish(1)
     lab_.declare(1)
     try:
@@ -75,6 +76,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, exported_models: Path) -> Iter
             lab_.server,
             model_config_file=str(config_dir / "models.config"),
             rollout_file=str(config_dir / "rollout.json"),
+            oip_grpc_port=str(lab_.oip_grpc_port),
         )
         yield lab_
     finally:
