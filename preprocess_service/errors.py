@@ -54,6 +54,11 @@ class NotReady(ServiceError):
     headers: ClassVar[dict[str, str] | None] = {"Retry-After": "2"}
 
 
+class VersionUnavailable(NotReady):
+    """TF Serving answered that it cannot serve this version now (unloaded, or not loaded yet): the
+    declaration may have moved on before this sidecar read it (the lifecycle looks again)."""
+
+
 class NotFound(ServiceError):
     """An unknown model or version (the Open Inference Protocol names them in the path)."""
 

@@ -90,10 +90,27 @@ class Registry:
         self.source = source
         self.canary: ModelVersion | None = None
         self.canary_status = "no canary declared"
+        self._passes_started = 0
+        self._passes_done = 0
+        self._pass_done = asyncio.Condition()
 
     def request_refresh(self) -> None:
         """Called when TF Serving says the pinned version is gone: look again now, not at the next poll."""
         self._wake.set()
+
+    async def refreshed(self, timeout_s: float) -> ModelVersion | None:
+        """Ask for a refresh, wait (at most ``timeout_s``) for a poll pass that starts after this call,
+        and return the stable version then. For a request whose version TF Serving no longer serves: the
+        model server can apply a new declaration (a rollback unloads the old stable) before this
+        sidecar's next poll has read it."""
+        target = self._passes_started + 1
+        self.request_refresh()
+        async with self._pass_done:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._pass_done.wait_for(lambda: self._passes_done >= target), timeout_s
+                )
+        return self.current
 
     async def _candidate(self, version: int, path: Path) -> ModelVersion | None:
         if version in self._loaded:
@@ -208,10 +225,14 @@ class Registry:
     async def run(self, poll_s: float) -> None:
         """Poll forever; quicker until the first version is servable."""
         while True:
+            self._passes_started += 1
             try:
                 await self.refresh()
             except Exception:  # a poller that dies silently is worse than a logged error
                 log.exception("version refresh failed")
+            self._passes_done = self._passes_started
+            async with self._pass_done:
+                self._pass_done.notify_all()
             wait = poll_s if self.current is not None else min(poll_s, 0.5)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)

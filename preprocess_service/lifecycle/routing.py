@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from contracts.rollout import Rollout
+from preprocess_service.errors import VersionUnavailable
 from preprocess_service.lifecycle.window import Window
 from preprocess_service.metrics import Metrics
 from preprocess_service.postprocess import Answer
@@ -27,6 +28,9 @@ log = logging.getLogger("preprocess_service.lifecycle")
 
 STABLE, CANARY = "stable", "canary"
 MAX_SHADOW_IN_FLIGHT = 64  # shadow copies beyond this are dropped: they must never slow stable down
+# how long a request whose stable version TF Serving no longer serves waits for this sidecar to read the
+# declaration that moved it (a poll pass: file reads and one status call to the model server)
+STABLE_MOVED_WAIT_S = 2.0
 
 Call = Callable[[ModelVersion], Awaitable[list[Answer]]]
 
@@ -125,16 +129,38 @@ class Lifecycle:
             else:
                 self._observe(plan.model, CANARY, True, time.perf_counter() - t0, answers)
                 return answers, plan.model, CANARY
+        stable = plan.stable
         t0 = time.perf_counter()
         try:
-            answers = await call(plan.stable)
+            try:
+                answers = await call(stable)
+            except VersionUnavailable:
+                moved = await self._stable_moved(stable)
+                if moved is None:
+                    raise
+                stable = moved
+                answers = await call(stable)
         except Exception:
-            self._observe(plan.stable, STABLE, False, time.perf_counter() - t0, ())
+            self._observe(stable, STABLE, False, time.perf_counter() - t0, ())
             raise
-        self._observe(plan.stable, STABLE, True, time.perf_counter() - t0, answers)
-        if plan.shadow is not None:
-            self._start_shadow(plan.shadow, plan.stable, call, answers)
-        return answers, plan.stable, STABLE
+        self._observe(stable, STABLE, True, time.perf_counter() - t0, answers)
+        if plan.shadow is not None and stable is plan.stable:
+            self._start_shadow(plan.shadow, stable, call, answers)
+        return answers, stable, STABLE
+
+    async def _stable_moved(self, stable: ModelVersion) -> ModelVersion | None:
+        """The new stable version if the declaration moved stable away from ``stable`` (which the model
+        server no longer serves). Both containers read the same declaration, and TF Serving may apply it
+        first: a rollback unloads the old stable while this sidecar still routes to it until its next
+        poll. Looking again at once lets the request be answered by the new stable instead of failing."""
+        fresh = await self.registry.refreshed(STABLE_MOVED_WAIT_S)
+        if fresh is None or fresh.version == stable.version:
+            return None
+        log.info(
+            "stable moved while answering; answered by the new stable",
+            extra={"version": fresh.version, "was": stable.version},
+        )
+        return fresh
 
     # --- shadow -----------------------------------------------------------------------------------
     def _start_shadow(

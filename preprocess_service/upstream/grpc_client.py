@@ -11,7 +11,7 @@ import numpy as np
 from contracts import version_state
 from contracts.signature import PROBABILITIES, SIGNATURE, TOKEN_IDS, TOKEN_WEIGHTS
 from preprocess_service import logs
-from preprocess_service.errors import NotReady, UpstreamError, UpstreamTimeout
+from preprocess_service.errors import NotReady, UpstreamError, UpstreamTimeout, VersionUnavailable
 from preprocess_service.upstream import protos
 
 _pb = protos.load()
@@ -55,11 +55,10 @@ class GrpcUpstream:
             code = exc.code()
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise UpstreamTimeout(f"TF Serving did not answer within {self.timeout_s}s") from exc
-            if code in (
-                grpc.StatusCode.UNAVAILABLE,
-                grpc.StatusCode.NOT_FOUND,
-                grpc.StatusCode.FAILED_PRECONDITION,
-            ):
+            if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
+                msg = f"TF Serving cannot serve version {version} now: {exc.details()}"
+                raise VersionUnavailable(msg) from exc
+            if code == grpc.StatusCode.UNAVAILABLE:  # also what an unreachable server gives
                 raise NotReady(f"TF Serving cannot serve version {version} now: {exc.details()}") from exc
             raise UpstreamError(f"TF Serving refused the request ({code.name}): {exc.details()}") from exc
         return protos.to_numpy(resp.outputs[PROBABILITIES])

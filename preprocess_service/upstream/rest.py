@@ -15,7 +15,7 @@ import orjson
 from contracts import version_state
 from contracts.signature import PROBABILITIES, SIGNATURE, TOKEN_IDS, TOKEN_WEIGHTS
 from preprocess_service import logs
-from preprocess_service.errors import NotReady, UpstreamError, UpstreamTimeout
+from preprocess_service.errors import NotReady, UpstreamError, UpstreamTimeout, VersionUnavailable
 
 # what a request on a connection the server has just closed raises
 _STALE_CONNECTION = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
@@ -58,7 +58,7 @@ class RestUpstream:
             return np.asarray(probs, dtype=np.float32)
         message = _error_message(resp)
         if resp.status_code in (404, 503):
-            raise NotReady(f"TF Serving cannot serve version {version} now: {message}")
+            raise VersionUnavailable(f"TF Serving cannot serve version {version} now: {message}")
         raise UpstreamError(f"TF Serving refused the request ({resp.status_code}): {message}")
 
     async def version_state(self, version: int) -> str:
