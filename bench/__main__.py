@@ -33,7 +33,10 @@ def test_documents(version_dir: Path, dataset: str) -> list[str]:
     if expected is not None and expected != len(parts["test"].texts):
         raise SystemExit(
             f"the test split of {dataset} has {len(parts['test'].texts)} documents but {version_dir} was "
-            f"evaluated on {expected}: pass the dataset it was trained on (--dataset)"
+            f"evaluated on {expected}: pass the dataset it was trained on (--dataset), or, if it was trained "
+            f"by an older release whose cleaning or split differed, train a new version first "
+            f"(make train DATASET={dataset} MODEL_NAME={version_dir.parent.name} "
+            f"MODELS={version_dir.parent.parent})"
         )
     return parts["test"].texts
 
