@@ -97,7 +97,8 @@ def run(cfg: RunConfig, emit: Callable[[str], None] = print) -> RunResult:
     keras_model = net.build_model(vec.n_features, len(labels), tcfg)
     emit(
         f"training: Dense({tcfg.hidden}, relu) -> softmax({len(labels)}), up to {tcfg.epochs} epochs, "
-        f"batch {tcfg.batch_size}, learning rate {tcfg.learning_rate:g}, dropout {tcfg.dropout:g}"
+        f"batch {tcfg.batch_size}, {tcfg.optimizer} learning rate {tcfg.learning_rate:g}, "
+        f"dropout {tcfg.dropout:g}, patience {tcfg.patience}"
     )
     t0, cpu0 = time.perf_counter(), time.process_time()
     history = net.train(

@@ -30,6 +30,8 @@ def test_chinese_reviews_cleaning_and_accuracy(chinese_reviews_full: RunResult) 
     assert c["rows_kept"] == 17_328 and m["split_sizes"]["test"] == 3466, c
     assert m["features"]["analyzer"] == "char+words"
     assert m["training"]["batch_size"] == 256
+    # patience 1 from 8,192 training rows: stops one epoch after the best (restored) one
+    assert m["training"]["patience"] == 1 and m["training"]["optimizer"] == "adam", m["training"]
     # 0.858 with character n-grams alone (one split, before near-duplicate cleaning); the upper bound
     # catches a leak (test texts in training) rather than a miracle
     assert 0.86 <= m["test"]["accuracy"] < 0.95, m["test"]["accuracy"]
