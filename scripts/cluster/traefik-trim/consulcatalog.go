@@ -11,7 +11,7 @@ import (
 )
 
 var errRemoved = errors.New("Consul Catalog provider: not part of this Traefik build " +
-	"(built for the e2e tests with only the Kubernetes providers; use the upstream release)")
+	"(the e2e tests' build leaves it out, docs/e2e.md; use the upstream release)")
 
 // ProviderBuilder is the configuration entry; it builds one provider, which refuses to start.
 type ProviderBuilder struct{}

@@ -11,7 +11,7 @@ import (
 )
 
 var errRemoved = errors.New("ZooKeeper KV provider: not part of this Traefik build " +
-	"(built for the e2e tests with only the Kubernetes providers; use the upstream release)")
+	"(the e2e tests' build leaves it out, docs/e2e.md; use the upstream release)")
 
 // Provider refuses to start (ZooKeeper KV provider).
 type Provider struct{}
