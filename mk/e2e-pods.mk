@@ -5,11 +5,12 @@
 e2e-pods: install ## chart on a real kubelet/containerd node + Traefik: build (cached), start, test, tear down
 	bash scripts/cluster/e2e-pods.sh $(E2E_PODS_ARGS)
 
-e2e-pods-build: ## build/cache the node binaries (kubelet, kube-proxy, traefik) and the images
+e2e-pods-build: ## build/cache everything e2e-pods needs before its cluster starts (binaries, images, archives)
 	bash scripts/cluster/node-deps.sh
 	bash scripts/cluster/build.sh
 	bash scripts/cluster/build-node.sh
 	bash scripts/cluster/images.sh build
+	bash -c 'source scripts/cluster/node-env.sh && bash scripts/cluster/images.sh export "$$E2E_NODE_IMAGES"'
 
 # `make test` runs without a cluster: leave the real-node tests to `make e2e-pods`.
 override PYTEST_ARGS += --ignore=tests/e2e_pods

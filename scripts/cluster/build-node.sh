@@ -40,7 +40,54 @@ traefik_ok() {
   [[ -x "$TRAEFIK_BIN_DIR/traefik" ]] || return 1
   # Read the whole output first: `grep -q` closing the pipe early fails the check under pipefail.
   local out; out="$("$TRAEFIK_BIN_DIR/traefik" version 2>/dev/null)" || return 1
-  grep -q "^Version: *${TRAEFIK_VERSION#v}$" <<<"$out"
+  grep -q "^Version: *${TRAEFIK_VERSION#v}$" <<<"$out" || return 1
+  # A trimmed build says so in its codename; the full build keeps upstream's.
+  [[ "$TRAEFIK_TRIM" == 0 ]] || grep -q "^Codename: *e2e-trim$TRAEFIK_TRIM$" <<<"$out"
+}
+
+# The trimmed Traefik: these packages' files are swapped for our stand-ins in scripts/cluster/traefik-trim/
+# (same exported API; every removed feature refuses to start with an error that says so). `go build
+# -overlay` cannot do it (Go refuses overlays of files in the module cache), so the two modules are copied
+# into the throw-away wrapper module and `replace`d by those copies; the module cache stays untouched.
+# <module> <package dir> <stand-in>
+TRAEFIK_TRIM_FILES=(
+  "github.com/go-acme/lego/v4 providers/dns lego-dns.go"                        # ~850 packages: DNS-01 SDKs
+  "github.com/traefik/traefik/v3 pkg/provider/ecs ecs.go"                       # AWS SDK
+  "github.com/traefik/traefik/v3 pkg/provider/docker docker.go"                 # Docker client
+  "github.com/traefik/traefik/v3 pkg/provider/kv/etcd kv-etcd.go"               # etcd client
+  "github.com/traefik/traefik/v3 pkg/provider/kv/consul kv-consul.go"
+  "github.com/traefik/traefik/v3 pkg/provider/kv/redis kv-redis.go"
+  "github.com/traefik/traefik/v3 pkg/provider/kv/zk kv-zk.go"
+  "github.com/traefik/traefik/v3 pkg/provider/consulcatalog consulcatalog.go"   # Consul API
+  "github.com/traefik/traefik/v3 pkg/provider/nomad nomad.go"                   # Nomad API
+  "github.com/traefik/traefik/v3 pkg/provider/kubernetes/knative knative.go"    # Knative clients
+)
+
+# traefik_trim <wrapper module dir>: copy each listed module (its version in the wrapper's build list) to
+# <dir>/trim/, replace it there, and in each listed package remove every non-test .go file and add the
+# stand-in. Prints how many upstream files were left out.
+traefik_trim() {
+  local mod="$1" entry m pkg stub src copy n=0 f
+  declare -A copied=()
+  rm -rf "$mod/trim"
+  for entry in "${TRAEFIK_TRIM_FILES[@]}"; do
+    read -r m pkg stub <<<"$entry"
+    copy="$mod/trim/${m//\//_}"
+    if [[ -z "${copied[$m]:-}" ]]; then
+      src="$(cd "$mod" && go mod download -json "$m" | sed -nE 's/^\s*"Dir": "(.*)",?$/\1/p')"
+      [[ -d "$src" ]] || die "traefik trim: could not download $m"
+      mkdir -p "$copy"; cp -r "$src/." "$copy/"; chmod -R u+w "$copy"
+      (cd "$mod" && go mod edit -replace "$m=./trim/${m//\//_}")
+      copied[$m]=1
+    fi
+    [[ -d "$copy/$pkg" ]] || die "traefik trim: $m has no $pkg"
+    for f in "$copy/$pkg"/*.go; do
+      [[ "$f" == *_test.go ]] && continue
+      rm "$f"; n=$((n + 1))
+    done
+    cp "$here/traefik-trim/$stub" "$copy/$pkg/e2e_trim_standin.go"
+  done
+  echo "$n"
 }
 
 if [[ "${1:-}" == "--check" ]]; then
@@ -85,7 +132,7 @@ elif traefik_ok; then
   log "traefik $TRAEFIK_VERSION: cached in $TRAEFIK_BIN_DIR"
 else
   t=$SECONDS
-  mod="$work_root/traefik-$TRAEFIK_VERSION"
+  mod="$work_root/$(basename "$TRAEFIK_BIN_DIR")"
   new_module "$mod" "example.invalid/e2e-build/traefik"
   gomod="$(cd "$mod" && go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" | sed -nE 's/^\s*"GoMod": "(.*)",?$/\1/p')"
   [[ -f "$gomod" ]] || die "could not download github.com/traefik/traefik/v3@$TRAEFIK_VERSION"
@@ -115,6 +162,11 @@ GO
   (cd "$mod" && { go get "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" >/dev/null 2>&1 || true; })
   ld="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION#v}"
   ld+=" -X github.com/traefik/traefik/v3/pkg/version.BuildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  if [[ "$TRAEFIK_TRIM" != 0 ]]; then
+    n="$(traefik_trim "$mod")"
+    ld+=" -X github.com/traefik/traefik/v3/pkg/version.Codename=e2e-trim$TRAEFIK_TRIM"
+    log "traefik $TRAEFIK_VERSION: trimmed build ($n upstream files left out, ${#TRAEFIK_TRIM_FILES[@]} stand-ins: docs/e2e.md)"
+  fi
   out="$mod/out"; mkdir -p "$out"
   (cd "$mod" && build_with_progress "traefik $TRAEFIK_VERSION" "$mod/build.log" -trimpath -ldflags "$ld" \
       -o "$out/traefik" github.com/traefik/traefik/v3/cmd/traefik)

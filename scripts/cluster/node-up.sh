@@ -152,7 +152,14 @@ wait_for containerd 60 ctr --address "$CONTAINERD_SOCK" version
 # Images: import every archive, unpacked into overlayfs snapshots now (content already in containerd's cached
 # store is not written again): unpacking a TensorFlow image on first use would outlast the kubelet's CRI
 # deadline on a busy machine.
+# An image already in the store is not imported again: its name carries the content hash of its inputs, and
+# a docker-archive has to be read and hashed whole to import (about a minute for a TensorFlow image).
+present="$(ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q)"
 for var in ${E2E_NODE_IMAGE_VARS:-PAUSE_IMAGE BUSYBOX_IMAGE SIDECAR_IMAGE TRAINER_IMAGE STANDIN_IMAGE}; do
+  if grep -qxF -- "${!var}" <<<"$present"; then
+    log "${!var} already in containerd's store"
+    continue
+  fi
   t=$SECONDS
   ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$E2E_NODE_IMAGES/$var.tar" >>"$LOGS/import.log" 2>&1 \
     || die "ctr images import $var failed (see $LOGS/import.log)"

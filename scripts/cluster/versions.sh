@@ -15,5 +15,12 @@ KWOK_BIN_DIR="$CLUSTER_CACHE/kwok-$KWOK_VERSION"
 TRAEFIK_VERSION="${TRAEFIK_VERSION:-v3.6.12}"   # github.com/traefik/traefik/v3 (Ingress controller; docs/e2e.md: why not v3.7)
 KNP_VERSION="${KNP_VERSION:-v0.8.0}"            # sigs.k8s.io/kube-network-policies (NetworkPolicy enforcer)
 NODE_BIN_DIR="$CLUSTER_CACHE/kubernetes-node-$K8S_VERSION"
-TRAEFIK_BIN_DIR="$CLUSTER_CACHE/traefik-$TRAEFIK_VERSION"
+# Traefik is built without the parts the tests never use (scripts/cluster/traefik-trim/, docs/e2e.md): bump
+# TRAEFIK_TRIM when a file there changes; TRAEFIK_TRIM=0 builds upstream's full binary.
+TRAEFIK_TRIM="${TRAEFIK_TRIM:-1}"
+if [[ "$TRAEFIK_TRIM" == 0 ]]; then
+  TRAEFIK_BIN_DIR="$CLUSTER_CACHE/traefik-$TRAEFIK_VERSION"
+else
+  TRAEFIK_BIN_DIR="$CLUSTER_CACHE/traefik-$TRAEFIK_VERSION-trim$TRAEFIK_TRIM"
+fi
 KNP_BIN_DIR="$CLUSTER_CACHE/kube-network-policies-$KNP_VERSION"
