@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import orjson
 
-from preprocess_service import answer
 from preprocess_service.batching import Batcher
 from preprocess_service.config import Settings
 from preprocess_service.errors import InvalidInput, NotFound, NotReady
@@ -30,7 +29,7 @@ from preprocess_service.lifecycle.routing import CANARY, STABLE, Lifecycle
 from preprocess_service.metrics import Metrics
 from preprocess_service.postprocess import Answer, Options
 from preprocess_service.registry import ModelVersion, Registry
-from preprocess_service.routers.classify import check_limits
+from preprocess_service.routers.classify import check_limits, classifier
 
 SERVER_NAME = "text-classifier-sidecar"
 SERVER_VERSION = "1.0.0"
@@ -258,17 +257,7 @@ async def infer(
     check_limits(texts, settings.max_texts, settings.max_chars)
     check_explain(opts, len(texts), settings)
 
-    async def call(m: ModelVersion) -> list[Answer]:
-        return await answer.classify(
-            m,
-            texts,
-            opts,
-            batcher,
-            metrics,
-            explain_max_terms=settings.explain_max_terms,
-            unknown_label=settings.abstain_label,
-        )
-
+    call = classifier(texts, opts, batcher, metrics, settings)
     if lifecycle is None:
         answers = await call(model)
     else:

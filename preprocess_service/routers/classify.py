@@ -8,9 +8,13 @@ from collections.abc import Mapping, Sequence
 from fastapi import APIRouter, Depends, Request, Response
 
 from preprocess_service import answer
+from preprocess_service.batching import Batcher
+from preprocess_service.config import Settings
 from preprocess_service.deps import BatcherDep, MetricsDep, ModelDep, SettingsDep, require_api_key
 from preprocess_service.errors import InvalidInput
 from preprocess_service.lifecycle.deps import LifecycleDep, answer_routed
+from preprocess_service.lifecycle.routing import Call
+from preprocess_service.metrics import Metrics
 from preprocess_service.postprocess import Answer, Options
 from preprocess_service.registry import ModelVersion
 from preprocess_service.schemas import (
@@ -95,6 +99,26 @@ def json_response(
     )
 
 
+def classifier(
+    texts: Sequence[str], opts: Options, batcher: Batcher, metrics: Metrics, settings: Settings
+) -> Call:
+    """The classify step for whichever version the rollout picks, with the settings' explanation and
+    abstention options (shared by /v1/classify and the Open Inference Protocol)."""
+
+    async def call(m: ModelVersion) -> list[Answer]:
+        return await answer.classify(
+            m,
+            texts,
+            opts,
+            batcher,
+            metrics,
+            explain_max_terms=settings.explain_max_terms,
+            unknown_label=settings.abstain_label,
+        )
+
+    return call
+
+
 def _log_texts(request: Request, settings: SettingsDep, texts: Sequence[str]) -> None:
     if settings.log_request_text:
         log.info("request texts", extra={"request_id": request.state.request_id, "texts": list(texts)})
@@ -119,19 +143,7 @@ async def classify(
     opts = Options(body.return_probabilities, body.top_k, body.min_confidence, body.explain)
     # model lifecycle: stable or canary answers (the response names which)
     answers, model = await answer_routed(
-        lifecycle,
-        request,
-        response,
-        model,
-        lambda m: answer.classify(
-            m,
-            texts,
-            opts,
-            batcher,
-            metrics,
-            explain_max_terms=settings.explain_max_terms,
-            unknown_label=settings.abstain_label,
-        ),
+        lifecycle, request, response, model, classifier(texts, opts, batcher, metrics, settings)
     )
     return json_response(
         ClassifyResponse.model_construct(
