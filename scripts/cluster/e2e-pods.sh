@@ -17,6 +17,7 @@ PY="${PY:-.venv/bin/python}"
 export PATH="$(bash scripts/k8s-tools.sh):$PATH"
 mkdir -p out/e2e-pods
 export E2E_TIMINGS="$PWD/out/e2e-pods/timings.txt"; : >"$E2E_TIMINGS"
+: >out/e2e-pods/requests.jsonl   # this run's counts only (each test appends its line)
 
 t=$SECONDS; bash scripts/cluster/node-deps.sh; timing debian-packages $((SECONDS - t))
 t=$SECONDS; bash scripts/cluster/build.sh; timing control-plane-build $((SECONDS - t))
@@ -63,3 +64,9 @@ set +e
 rc=$?
 set -e
 timing tests $((SECONDS - t))
+"$PY" - <<'PY' >&2 || true
+import json, pathlib
+rows = [json.loads(x) for x in pathlib.Path("out/e2e-pods/requests.jsonl").read_text().splitlines() if x]
+print(f"[e2e-pods] requests through the Ingress: {sum(r['requests'] for r in rows)} in {len(rows)} tests, "
+      f"{sum(r['failed'] for r in rows)} failed (out/e2e-pods/requests.jsonl)")
+PY
