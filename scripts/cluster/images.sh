@@ -144,7 +144,21 @@ SIDECAR_IMAGE=$SIDECAR_IMAGE
 TRAINER_IMAGE=$TRAINER_IMAGE
 STANDIN_IMAGE=$STANDIN_IMAGE
 ENV
+  prune_stale
   log "images ready (list: $IMAGE_CACHE/images.env)"
+}
+
+# Only the current images stay in buildah's store: vfs keeps a full copy of every layer, so each source
+# change would otherwise leave several GB behind.
+prune_stale() {
+  local keep ref
+  keep="$(printf '%s\n' "$PAUSE_IMAGE" "$BUSYBOX_BASE" "$PYTHON_BASE" "$SIDECAR_IMAGE" "$TRAINER_IMAGE" "$STANDIN_IMAGE")"
+  while read -r ref; do
+    [[ "$ref" == "$PREFIX/"* ]] || continue
+    grep -qxF -- "$ref" <<<"$keep" && continue
+    if bh rmi "$ref" >/dev/null 2>&1; then log "removed stale image $ref"; else log "kept $ref (rmi refused)"; fi
+  done < <(bh images --format '{{.Name}}:{{.Tag}}' 2>/dev/null)
+  bh rmi --prune >/dev/null 2>&1 || true
 }
 
 # Archive format for containerd. docker-archive (`docker save`'s layout) carries uncompressed layers: no

@@ -31,6 +31,19 @@ die() { log "ERROR: $*"; exit 1; }
 source "$E2E_NODE_IMAGES/images.env"
 [[ -s "$NODE_STATE/pids" ]] && die "a node is already up from $NODE_STATE: scripts/cluster/node-down.sh first"
 
+# containerd's store keeps only the images of the archives it was last filled from: each source change
+# brings three new application images (two of them ~2 GB of TensorFlow) and the old ones would pile up run
+# after run. The set changes together (one content hash of the Python sources names all three), so a new
+# set starts from an empty store; nothing is mounted from it while no node is up.
+store_stamp="$CONTAINERD_ROOT/.images.env"
+if [[ -d "$CONTAINERD_ROOT" ]] && ! cmp -s "$E2E_NODE_IMAGES/images.env" "$store_stamp"; then
+  if awk -v r="$CONTAINERD_ROOT" 'index($2, r) == 1 {found=1} END {exit !found}' /proc/mounts; then
+    log "containerd's store has mounts left (scripts/cluster/node-down.sh): stale images kept"
+  else
+    log "new image set: emptying containerd's store ($(du -sh "$CONTAINERD_ROOT" 2>/dev/null | cut -f1))"
+    rm -rf "$CONTAINERD_ROOT"
+  fi
+fi
 rm -rf "$NODE_STATE"; mkdir -p "$NODE_STATE"/{logs,pki,cni} "$NODE_RUN" "$CONTAINERD_ROOT"
 : >"$NODE_STATE/pids"
 PKI="$NODE_STATE/pki"; LOGS="$NODE_STATE/logs"; CA="$E2E_CLUSTER_DIR/pki"
@@ -165,6 +178,8 @@ for var in ${E2E_NODE_IMAGE_VARS:-PAUSE_IMAGE BUSYBOX_IMAGE SIDECAR_IMAGE TRAINE
     || die "ctr images import $var failed (see $LOGS/import.log)"
   log "imported ${!var} in $((SECONDS - t))s"
 done
+
+cp "$E2E_NODE_IMAGES/images.env" "$store_stamp"
 
 # A second name for the sidecar image: `kubectl set image` needs a different reference to roll out.
 ctr --address "$CONTAINERD_SOCK" -n k8s.io images tag --force "$SIDECAR_IMAGE" "$SIDECAR_IMAGE-b" >/dev/null
