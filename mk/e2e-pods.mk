@@ -6,11 +6,7 @@ e2e-pods: install ## chart on a real kubelet/containerd node + Traefik: build (c
 	bash scripts/cluster/e2e-pods.sh $(E2E_PODS_ARGS)
 
 e2e-pods-build: ## build/cache everything e2e-pods needs before its cluster starts (binaries, images, archives)
-	bash scripts/cluster/node-deps.sh
-	bash scripts/cluster/build.sh
-	bash scripts/cluster/build-node.sh
-	bash scripts/cluster/images.sh build
-	bash -c 'source scripts/cluster/node-env.sh && bash scripts/cluster/images.sh export "$$E2E_NODE_IMAGES"'
+	bash scripts/cluster/build-all.sh
 
 # `make test` runs without a cluster: leave the real-node tests to `make e2e-pods`.
 override PYTEST_ARGS += --ignore=tests/e2e_pods
