@@ -21,7 +21,7 @@
 #include <string.h>
 
 typedef struct {
-    uint64_t hash; /* 0: empty slot */
+    uint32_t tag;  /* the hash's high half, never 0; 0: empty slot (the low bits chose the slot) */
     int32_t token; /* token id */
 } TokSlot;
 
@@ -36,6 +36,7 @@ typedef struct {
     Py_UCS4 *pool;
     Py_ssize_t *tok_start;
     Py_ssize_t *tok_len;
+    uint64_t *tok_hash;
     Py_ssize_t n_tokens;
     TokSlot *tok_slots;
     size_t tok_mask;
@@ -76,8 +77,9 @@ static inline uint64_t hash_final(uint64_t h) {
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
-    return h | 1; /* never 0, the empty-slot mark */
+    return h;
 }
+static inline uint32_t tag_of(uint64_t hash) { return (uint32_t)(hash >> 32) | 1u; }
 static inline uint64_t mix64(uint64_t x) {
     x ^= x >> 30;
     x *= 0xbf58476d1ce4e5b9ULL;
@@ -94,13 +96,15 @@ static size_t table_size(Py_ssize_t n) {
 }
 
 /* token id of the code points text[start:start+len] (kind/data as PyUnicode_READ wants), or -1 */
-static int32_t find_token(const Table *t, int kind, const void *data, Py_ssize_t start, Py_ssize_t len,
+/* always inlined with a constant kind, so PyUnicode_READ's test of the kind folds away */
+static inline __attribute__((always_inline)) int32_t find_token(const Table *t, int kind, const void *data, Py_ssize_t start, Py_ssize_t len,
                           uint64_t hash) {
+    uint32_t tag = tag_of(hash);
     size_t i = hash & t->tok_mask;
     for (;;) {
         const TokSlot *slot = &t->tok_slots[i];
-        if (slot->hash == 0) return -1;
-        if (slot->hash == hash && t->tok_len[slot->token] == len) {
+        if (slot->tag == 0) return -1;
+        if (slot->tag == tag && t->tok_len[slot->token] == len) {
             const Py_UCS4 *key = t->pool + t->tok_start[slot->token];
             Py_ssize_t k = 0;
             while (k < len && key[k] == PyUnicode_READ(kind, data, start + k)) k++;
@@ -125,6 +129,7 @@ static void Table_dealloc(Table *t) {
     PyMem_Free(t->pool);
     PyMem_Free(t->tok_start);
     PyMem_Free(t->tok_len);
+    PyMem_Free(t->tok_hash);
     PyMem_Free(t->tok_slots);
     PyMem_Free(t->edge_slots);
     PyMem_Free(t->node_term);
@@ -132,6 +137,13 @@ static void Table_dealloc(Table *t) {
     PyMem_Free(t->counts);
     PyMem_Free(t->touched);
     Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static void insert_token(Table *t, int32_t id) {
+    size_t i = t->tok_hash[id] & t->tok_mask;
+    while (t->tok_slots[i].tag != 0) i = (i + 1) & t->tok_mask;
+    t->tok_slots[i].tag = tag_of(t->tok_hash[id]);
+    t->tok_slots[i].token = id;
 }
 
 /* Build-time: token id of a vocabulary part, added when new. Token content is hashed exactly as the
@@ -149,12 +161,10 @@ static int32_t intern_token(Table *t, PyObject *part, Py_ssize_t *pool_used, Py_
     int32_t id = (int32_t)t->n_tokens++;
     t->tok_start[id] = *pool_used;
     t->tok_len[id] = len;
+    t->tok_hash[id] = h;
     for (Py_ssize_t k = 0; k < len; k++) t->pool[*pool_used + k] = PyUnicode_READ(kind, data, k);
     *pool_used += len;
-    size_t i = h & t->tok_mask;
-    while (t->tok_slots[i].hash != 0) i = (i + 1) & t->tok_mask;
-    t->tok_slots[i].hash = h;
-    t->tok_slots[i].token = id;
+    insert_token(t, id);
     return id;
 }
 
@@ -230,16 +240,19 @@ static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     t->pool = PyMem_Malloc((n_chars ? n_chars : 1) * sizeof(Py_UCS4));
     t->tok_start = PyMem_Malloc((n_parts ? n_parts : 1) * sizeof(Py_ssize_t));
     t->tok_len = PyMem_Malloc((n_parts ? n_parts : 1) * sizeof(Py_ssize_t));
+    t->tok_hash = PyMem_Malloc((n_parts ? n_parts : 1) * sizeof(uint64_t));
+    /* sized for every part while the tokens are collected, then rebuilt for the tokens found: the
+     * tables are read for every token of every request, so the smaller they are the more stays cached */
     t->tok_mask = table_size(n_parts) - 1;
     t->tok_slots = PyMem_Calloc(t->tok_mask + 1, sizeof(TokSlot));
-    t->edge_mask = table_size(n_parts) - 1;
+    t->edge_mask = table_size(n_parts - n) - 1; /* a term of k parts adds at most k - 1 edges */
     t->edge_slots = PyMem_Calloc(t->edge_mask + 1, sizeof(EdgeSlot));
     /* nodes: the tokens plus one per edge, each at most one per part */
     t->node_term = PyMem_Malloc((size_t)(2 * n_parts + 1) * sizeof(int32_t));
     t->idf = PyMem_Malloc((n ? n : 1) * sizeof(double));
     t->counts = PyMem_Calloc(n ? n : 1, sizeof(int32_t));
     t->touched = PyMem_Calloc((size_t)(n / 64 + 1), sizeof(uint64_t));
-    if (!t->pool || !t->tok_start || !t->tok_len || !t->tok_slots || !t->edge_slots || !t->node_term ||
+    if (!t->pool || !t->tok_start || !t->tok_len || !t->tok_hash || !t->tok_slots || !t->edge_slots || !t->node_term ||
         !t->idf || !t->counts || !t->touched)
         goto nomem;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -258,6 +271,11 @@ static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
             }
         }
     }
+    PyMem_Free(t->tok_slots);
+    t->tok_mask = table_size(t->n_tokens) - 1;
+    t->tok_slots = PyMem_Calloc(t->tok_mask + 1, sizeof(TokSlot));
+    if (!t->tok_slots) goto nomem;
+    for (Py_ssize_t k = 0; k < t->n_tokens; k++) insert_token(t, (int32_t)k);
     t->n_nodes = t->n_tokens;
     for (Py_ssize_t k = 0; k < t->n_tokens; k++) t->node_term[k] = -1;
     /* pass 2: each term's node in the trie */
@@ -294,10 +312,8 @@ fail:
 
 /* Scan the text's tokens into a ring of the last ngram_hi token ids and count every vocabulary n-gram
  * that ends at each token. */
-static void count_terms(const Table *t, PyObject *text, int32_t *counts, uint64_t *touched) {
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+static inline __attribute__((always_inline)) void count_kind(const Table *t, const int kind, const void *data,
+                                                              Py_ssize_t len, int32_t *counts, uint64_t *touched) {
     int hi = t->ngram_hi, lo = t->ngram_lo;
     int32_t ring[64]; /* ngram_hi <= 64, checked in transform */
     Py_ssize_t n_seen = 0;
@@ -337,6 +353,21 @@ static void count_terms(const Table *t, PyObject *text, int32_t *counts, uint64_
             counts[term]++;
             touched[term >> 6] |= 1ULL << (term & 63);
         }
+    }
+}
+
+static void count_terms(const Table *t, PyObject *text, int32_t *counts, uint64_t *touched) {
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    switch (PyUnicode_KIND(text)) {
+    case PyUnicode_1BYTE_KIND:
+        count_kind(t, PyUnicode_1BYTE_KIND, data, len, counts, touched);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        count_kind(t, PyUnicode_2BYTE_KIND, data, len, counts, touched);
+        break;
+    default:
+        count_kind(t, PyUnicode_4BYTE_KIND, data, len, counts, touched);
     }
 }
 
