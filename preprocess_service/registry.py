@@ -219,6 +219,8 @@ class Registry:
                     "version": mv.version,
                     "previous": previous.version if previous else None,
                     "fingerprint": mv.vectorizer.fingerprint,
+                    # False where textvec's C extension was not built: the same numbers, ~5x the CPU
+                    "vectorizer_compiled": mv.vectorizer.compiled,
                 },
             )
 

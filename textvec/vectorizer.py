@@ -23,6 +23,14 @@ import orjson
 from contracts.signature import pad
 from textvec import segment
 
+try:  # the default word analyzer compiled (setup.py); absent where no C compiler was at install
+    from textvec import _fastvec
+except ImportError:  # pragma: no cover - the pure-Python path below gives the same numbers, slower
+    _fastvec = None  # type: ignore[assignment]
+
+# Whether this installation has the compiled transform (the sidecar logs it at start-up).
+COMPILED = _fastvec is not None
+
 FORMAT = "textvec-tfidf/1"
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 _WHITE_SPACES = re.compile(r"\s\s+")
@@ -87,6 +95,8 @@ class Vectorizer:
     # the default word analyzer's tokens never contain a space, so each n-gram term "a b" is also
     # reachable as the tuple ("a", "b"): zip's tuples are looked up as they are, no string is joined
     _tuple_index: dict[str | tuple[str, ...], int] | None = field(init=False, repr=False, compare=False)
+    # the same analyzer compiled (textvec/_fastvec.c): tokens, n-gram lookups, counts and weights in C
+    _compiled: _fastvec.Table | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.analyzer not in ANALYZERS:
@@ -117,6 +127,11 @@ class Vectorizer:
             {(tuple(t.split(" ")) if " " in t else t): i for t, i in index.items()} if tuples else None
         )
         object.__setattr__(self, "_tuple_index", tuple_index)
+        compiled = None
+        if tuples and _fastvec is not None:
+            lo, hi = self.ngram_range
+            compiled = _fastvec.Table(self.vocabulary, self.idf.tolist(), lo, hi, self.sublinear_tf)
+        object.__setattr__(self, "_compiled", compiled)
         expected = self.compute_fingerprint()
         if not self.fingerprint:
             object.__setattr__(self, "fingerprint", expected)
@@ -160,7 +175,19 @@ class Vectorizer:
 
         The sidecar calls this once per request, so it is written for speed: the dictionary lookups
         run in C (``map`` over ``dict.get``), and counting, sorting and weighting are a handful of
-        numpy calls instead of a Python loop per term (~2x faster on a 400-word document)."""
+        numpy calls instead of a Python loop per term (~2x faster on a 400-word document). The default
+        word analyzer runs compiled where the extension is built (another ~5x)."""
+        if self._compiled is not None:
+            return self._compiled.transform(text.lower() if self.lowercase else text)
+        return self.transform_one_python(text)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether :meth:`transform_one` runs the compiled analyzer for this vectorizer."""
+        return self._compiled is not None
+
+    def transform_one_python(self, text: str) -> tuple[list[int], list[float]]:
+        """:meth:`transform_one` without the compiled extension: the fallback, and its reference."""
         if self._tuple_index is not None:
             return self._weigh(self._default_word_ids(text))
         return self.transform_terms(self.terms(text))

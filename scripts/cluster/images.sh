@@ -112,7 +112,7 @@ busybox_base() {
 # Cache keys: content hashes of what each image is built from (README.md is left out on purpose: it only
 # becomes the package's long description, and docs edits must not rebuild TensorFlow images).
 py_inputs() {
-  (cd "$repo" && cat .dockerignore pyproject.toml requirements/lock.txt \
+  (cd "$repo" && cat .dockerignore pyproject.toml setup.py requirements/lock.txt \
      $(git ls-files contracts textvec training preprocess_service | grep -v '/__pycache__/'))
 }
 image_key() { # <dockerfile> [extra files...]
