@@ -13,7 +13,7 @@ from tests.browser.conftest import ARTIFACTS, live_sidecar
 
 def test_swagger_ui_renders_offline(model_base: Path, browser: Browser) -> None:
     with live_sidecar(model_base) as url:
-        html = httpx.get(f"{url}/docs").text
+        html = httpx.get(f"{url}/docs", timeout=60).text
         assert "cdn." not in html and "/docs-assets/swagger-ui-bundle.js" in html
         browser.goto(f"{url}/docs")
         ops = browser.wait_for(
@@ -30,7 +30,7 @@ def test_swagger_ui_renders_offline(model_base: Path, browser: Browser) -> None:
 
 def test_redoc_renders_offline(model_base: Path, browser: Browser) -> None:
     with live_sidecar(model_base) as url:
-        html = httpx.get(f"{url}/redoc").text
+        html = httpx.get(f"{url}/redoc", timeout=60).text
         assert "fonts.googleapis" not in html and "/docs-assets/redoc.standalone.js" in html
         browser.goto(f"{url}/redoc")
         browser.wait_for(

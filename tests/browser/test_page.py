@@ -45,7 +45,9 @@ def _classify_in_page(browser: Browser, text: str, min_confidence: str = "") -> 
 
 def test_page_shows_label_bars_and_highlighted_terms(model_base: Path, browser: Browser) -> None:
     with live_sidecar(model_base) as url:
-        api = httpx.post(f"{url}/v1/classify", json={"text": SPORT, "return_probabilities": True}).json()
+        api = httpx.post(
+            f"{url}/v1/classify", json={"text": SPORT, "return_probabilities": True}, timeout=60
+        ).json()
         browser.goto(f"{url}/")
         state = _classify_in_page(browser, SPORT)
         shot = browser.screenshot(ARTIFACTS / "try-page.png")
@@ -74,10 +76,10 @@ def test_page_shows_abstain_when_below_the_bar(model_base: Path, browser: Browse
 
 def test_page_is_behind_the_api_key_and_works_with_it(model_base: Path, browser: Browser) -> None:
     with live_sidecar(model_base, api_keys="s3cret-key") as url:
-        r = httpx.get(f"{url}/")
+        r = httpx.get(f"{url}/", timeout=60)
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
-        assert httpx.get(f"{url}/", auth=("anyone", "wrong")).status_code == 401
-        assert httpx.get(f"{url}/", auth=("anyone", "s3cret-key")).status_code == 200
+        assert httpx.get(f"{url}/", auth=("anyone", "wrong"), timeout=60).status_code == 401
+        assert httpx.get(f"{url}/", auth=("anyone", "s3cret-key"), timeout=60).status_code == 200
         browser.use_basic_auth("me", "s3cret-key")
         browser.goto(f"{url}/")
         state = _classify_in_page(browser, SPORT)
@@ -86,5 +88,6 @@ def test_page_is_behind_the_api_key_and_works_with_it(model_base: Path, browser:
 
 def test_page_can_be_switched_off(model_base: Path) -> None:
     with live_sidecar(model_base, page_enabled=False) as url:
-        assert httpx.get(f"{url}/").status_code == 404
-        assert httpx.post(f"{url}/v1/classify", json={"text": SPORT}).status_code == 200
+        # httpx's default 5 s timeout is too short for a first request on a loaded 2-core machine
+        assert httpx.get(f"{url}/", timeout=60).status_code == 404
+        assert httpx.post(f"{url}/v1/classify", json={"text": SPORT}, timeout=60).status_code == 200
