@@ -9,9 +9,15 @@
  * yields the ids in ascending order; weights are (1 + log tf) * idf (or tf * idf), L2-normalised, as
  * scikit-learn computes them. The caller lower-cases the text (str.lower, as scikit-learn does).
  *
- * Everything runs with the GIL held. The scratch arrays belong to the table and are cleared before any
- * Python object is created (object creation can run a finalizer, which could call back in); a call
- * that finds them in use (a nested call from such a finalizer) works on freshly allocated ones.
+ * The scan, the counting and the weighting of a long text run without the GIL (RELEASE_MIN_CHARS), so
+ * a thread vectorizing a large request does not stall the event loop's thread: each time that thread
+ * wants the GIL back from a busy holder it waits up to a switch interval (5 ms by default). That is
+ * safe because nothing there touches a Python object: the table is immutable once built, the text is
+ * an immutable str the caller holds for the whole call, the Unicode class lookups read static tables,
+ * and the ids and weights go into raw (GIL-free) allocations. The scratch arrays belong to the table;
+ * whether they are in use is decided with the GIL held, so a second caller (another thread while the
+ * GIL is released, or a finalizer run by object creation) works on freshly allocated ones. They are
+ * cleared before any Python object is created.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -19,6 +25,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* texts at least this long (code points) are scanned with the GIL released: below it, handing the GIL
+ * back and forth would cost more than the scan (~1 us per 20 characters) */
+#define RELEASE_MIN_CHARS 2048
 
 typedef struct {
     uint32_t tag;  /* the hash's high half, never 0; 0: empty slot (the low bits chose the slot) */
@@ -371,6 +381,49 @@ static void count_terms(const Table *t, PyObject *text, int32_t *counts, uint64_
     }
 }
 
+/* Count the text's terms into the scratch, then take the touched ids in ascending order with their
+ * weights into raw allocations (*ids_out, *weights_out), leaving the scratch clean. Touches no Python
+ * object and allocates only with the raw allocator, so it may run without the GIL. Returns the number
+ * of ids, or -1 when out of memory (the scratch is left clean then too). */
+static Py_ssize_t count_and_weigh(const Table *t, PyObject *text, int32_t *counts, uint64_t *touched,
+                                  int32_t **ids_out, double **weights_out, double *sum_sq_out) {
+    size_t n_words = (size_t)(t->n_features / 64 + 1);
+    count_terms(t, text, counts, touched);
+    Py_ssize_t n_nonzero = 0;
+    for (size_t w = 0; w < n_words; w++) n_nonzero += __builtin_popcountll(touched[w]);
+    int32_t *ids = PyMem_RawMalloc((n_nonzero ? n_nonzero : 1) * sizeof(int32_t));
+    double *weights = PyMem_RawMalloc((n_nonzero ? n_nonzero : 1) * sizeof(double));
+    if (!ids || !weights) {
+        PyMem_RawFree(ids);
+        PyMem_RawFree(weights);
+        memset(counts, 0, (size_t)(t->n_features ? t->n_features : 1) * sizeof(int32_t));
+        memset(touched, 0, n_words * sizeof(uint64_t));
+        return -1;
+    }
+    Py_ssize_t j = 0;
+    double sum_sq = 0.0;
+    for (size_t w = 0; w < n_words; w++) {
+        uint64_t bits = touched[w];
+        if (!bits) continue;
+        touched[w] = 0;
+        while (bits) {
+            int32_t id = (int32_t)(w * 64 + (size_t)__builtin_ctzll(bits));
+            bits &= bits - 1;
+            double tf = (double)counts[id];
+            counts[id] = 0;
+            double v = (t->sublinear_tf ? log(tf) + 1.0 : tf) * t->idf[id];
+            ids[j] = id;
+            weights[j] = v;
+            sum_sq += v * v;
+            j++;
+        }
+    }
+    *ids_out = ids;
+    *weights_out = weights;
+    *sum_sq_out = sum_sq;
+    return n_nonzero;
+}
+
 static PyObject *Table_transform(Table *t, PyObject *text) {
     if (!PyUnicode_Check(text)) {
         PyErr_SetString(PyExc_TypeError, "text must be str");
@@ -399,42 +452,16 @@ static PyObject *Table_transform(Table *t, PyObject *text) {
     } else {
         t->busy = 1;
     }
-    count_terms(t, text, counts, touched);
-    /* touched ids in ascending order, with their weights; the scratch is left clean */
     Py_ssize_t n_nonzero = 0;
-    for (size_t w = 0; w < n_words; w++) n_nonzero += __builtin_popcountll(touched[w]);
-    int32_t *ids = PyMem_Malloc((n_nonzero ? n_nonzero : 1) * sizeof(int32_t));
-    double *weights = PyMem_Malloc((n_nonzero ? n_nonzero : 1) * sizeof(double));
-    if (!ids || !weights) {
-        PyMem_Free(ids);
-        PyMem_Free(weights);
-        if (own_scratch) {
-            PyMem_Free(counts);
-            PyMem_Free(touched);
-        } else {
-            memset(counts, 0, (size_t)(t->n_features ? t->n_features : 1) * sizeof(int32_t));
-            memset(touched, 0, n_words * sizeof(uint64_t));
-            t->busy = 0;
-        }
-        return PyErr_NoMemory();
-    }
-    Py_ssize_t j = 0;
     double sum_sq = 0.0;
-    for (size_t w = 0; w < n_words; w++) {
-        uint64_t bits = touched[w];
-        if (!bits) continue;
-        touched[w] = 0;
-        while (bits) {
-            int32_t id = (int32_t)(w * 64 + (size_t)__builtin_ctzll(bits));
-            bits &= bits - 1;
-            double tf = (double)counts[id];
-            counts[id] = 0;
-            double v = (t->sublinear_tf ? log(tf) + 1.0 : tf) * t->idf[id];
-            ids[j] = id;
-            weights[j] = v;
-            sum_sq += v * v;
-            j++;
-        }
+    int32_t *ids = NULL;
+    double *weights = NULL;
+    if (PyUnicode_GET_LENGTH(text) >= RELEASE_MIN_CHARS) {
+        Py_BEGIN_ALLOW_THREADS
+        n_nonzero = count_and_weigh(t, text, counts, touched, &ids, &weights, &sum_sq);
+        Py_END_ALLOW_THREADS
+    } else {
+        n_nonzero = count_and_weigh(t, text, counts, touched, &ids, &weights, &sum_sq);
     }
     if (own_scratch) {
         PyMem_Free(counts);
@@ -442,6 +469,7 @@ static PyObject *Table_transform(Table *t, PyObject *text) {
     } else {
         t->busy = 0;
     }
+    if (n_nonzero < 0) return PyErr_NoMemory();
     double norm = sqrt(sum_sq);
     PyObject *id_list = PyList_New(n_nonzero);
     PyObject *weight_list = PyList_New(n_nonzero);
@@ -454,15 +482,15 @@ static PyObject *Table_transform(Table *t, PyObject *text) {
         if (!weight) goto fail;
         PyList_SET_ITEM(weight_list, k, weight);
     }
-    PyMem_Free(ids);
-    PyMem_Free(weights);
+    PyMem_RawFree(ids);
+    PyMem_RawFree(weights);
     PyObject *out = PyTuple_Pack(2, id_list, weight_list);
     Py_DECREF(id_list);
     Py_DECREF(weight_list);
     return out;
 fail:
-    PyMem_Free(ids);
-    PyMem_Free(weights);
+    PyMem_RawFree(ids);
+    PyMem_RawFree(weights);
     Py_XDECREF(id_list);
     Py_XDECREF(weight_list);
     return NULL;

@@ -8,6 +8,9 @@ path against scikit-learn on both corpora)."""
 from __future__ import annotations
 
 import re
+import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -124,3 +127,74 @@ def test_empty_vocabulary_and_empty_text() -> None:
     assert empty.compiled and empty.transform_one("the cup") == ([], [])
     vec = Vectorizer(analyzer="word", ngram_range=(1, 2), vocabulary=VOCAB, idf=np.ones(len(VOCAB)))
     assert vec.transform_one("") == ([], []) == vec.transform_one("a ! x")
+
+
+def _long_text(words: int, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    return " ".join(rng.choice([*WORDS, "!", "😀"], size=words))
+
+
+def test_long_texts_released_from_the_gil_equal_the_python_path() -> None:
+    # a text of at least 2,048 code points is scanned without the GIL (textvec/_fastvec.c)
+    vec = Vectorizer(analyzer="word", ngram_range=(1, 3), vocabulary=VOCAB, idf=np.linspace(1, 3, len(VOCAB)))
+    for words in (500, 2_000, 20_000):
+        text = _long_text(words, words)
+        assert len(text) >= 2048
+        _same(vec, text)
+
+
+def test_threads_vectorizing_at_once_get_their_own_answers() -> None:
+    """While one thread scans without the GIL, another thread's call must not share its scratch."""
+    ds = clean(load_dataset("bbc-news"))
+    vec, _ = fit(FeatureConfig(analyzer="word"), ds.texts[1::3])
+    served = Vectorizer.from_json(vec.to_json())
+    texts = [" ".join(ds.texts[i : i + 8]) for i in range(0, 160, 8)]  # ~15,000 characters each
+    assert min(map(len, texts)) >= 2048
+    expected = [served.transform_one_python(t) for t in texts]
+    errors: list[str] = []
+
+    def work(offset: int) -> None:
+        for round_ in range(10):
+            for k in range(len(texts)):
+                i = (k + offset + round_) % len(texts)
+                ids, weights = served.transform_one(texts[i])
+                if ids != expected[i][0] or np.abs(np.subtract(weights, expected[i][1])).max() > 1e-6:
+                    errors.append(f"thread {offset}, text {i}")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+
+
+def test_a_long_scan_lets_other_threads_run() -> None:
+    """The event loop's thread must not wait for a whole large text's scan (the `/healthz` during a
+    flood of maximum-size requests in docs/bench.md). With a switch interval of 1 s, a thread that kept
+    the GIL through the call would let no other thread run between the two time stamps around it; with
+    the GIL released, the waiting main thread runs at once."""
+    vec = Vectorizer(analyzer="word", ngram_range=(1, 3), vocabulary=VOCAB, idf=np.ones(len(VOCAB)))
+    text = _long_text(400_000, 7)  # a scan of tens of milliseconds
+    span: list[float] = []
+    done = threading.Event()
+
+    def scan() -> None:
+        t0 = time.perf_counter()
+        vec.transform_one(text)
+        span.extend((t0, time.perf_counter()))
+        done.set()
+
+    samples: list[float] = []
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)
+    try:
+        worker = threading.Thread(target=scan)
+        worker.start()
+        while not done.is_set():
+            samples.append(time.perf_counter())
+        worker.join()
+    finally:
+        sys.setswitchinterval(before)
+    t0, t1 = span
+    assert any(t0 < s < t1 for s in samples), "the main thread did not run during the scan"
