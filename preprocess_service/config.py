@@ -68,6 +68,13 @@ class Settings(BaseSettings):
         0, ge=0, le=65535, description="port of the Open Inference Protocol gRPC service; 0 turns it off"
     )
 
+    # --- the request path
+    fast_path: bool = Field(
+        True,
+        description="answer well-formed `/v1/classify` requests without FastAPI's per-request machinery "
+        "(the same answers, less CPU); off: every request goes through the FastAPI route",
+    )
+
     @field_validator("tfserving_rest_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:

@@ -1,4 +1,4 @@
-"""``Annotated`` dependencies; tests override them with ``app.dependency_overrides``.
+"""``Annotated`` dependencies (``app.dependency_overrides`` can replace them).
 
 They are ``async def`` on purpose although none awaits: FastAPI runs a plain ``def`` dependency in its
 thread pool, which cost every classify request six thread hand-offs (and, on a busy 2-core machine,
@@ -63,16 +63,21 @@ def presented_key(header: str) -> bytes:
     return b""
 
 
-async def require_api_key(request: Request) -> None:
-    api_keys: ApiKeys = request.app.state.api_keys
+def authorized(api_keys: ApiKeys, header: str) -> bool:
+    """Whether the ``Authorization`` header carries a current key (always, when no key is configured)."""
     keys = api_keys.current()
     if not keys:
-        return
-    presented = presented_key(request.headers.get("authorization", ""))
+        return True
+    presented = presented_key(header)
     ok = False
     for key in keys:  # compare against every key, so timing says nothing about which one nearly matched
         ok |= hmac.compare_digest(presented, key.encode())
-    if not ok:
+    return ok
+
+
+async def require_api_key(request: Request) -> None:
+    api_keys: ApiKeys = request.app.state.api_keys
+    if not authorized(api_keys, request.headers.get("authorization", "")):
         raise Unauthorized("a valid API key is required: send 'Authorization: Bearer <key>'")
 
 

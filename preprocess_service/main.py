@@ -15,6 +15,7 @@ from preprocess_service import errors, logs
 from preprocess_service.api_keys import ApiKeys
 from preprocess_service.batching import Batcher
 from preprocess_service.config import Settings, load_settings
+from preprocess_service.fastpath import FastClassify
 from preprocess_service.lifecycle.routing import Lifecycle
 from preprocess_service.lifecycle.source import DeclaredSource
 from preprocess_service.metrics import Metrics
@@ -118,6 +119,9 @@ def create_app(
     if settings.page_enabled:
         app.include_router(page.router)
     docs.install(app)
+    # inside RequestContext: request ids, the body limit, metrics and the access log as for any route
+    if settings.fast_path:
+        app.add_middleware(FastClassify, api=app)
     app.add_middleware(RequestContext, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -9,7 +9,6 @@ it; a call's deadline bounds its inference."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,7 +21,7 @@ from preprocess_service import errors
 from preprocess_service.api_keys import ApiKeys
 from preprocess_service.batching import Batcher
 from preprocess_service.config import Settings
-from preprocess_service.deps import presented_key
+from preprocess_service.deps import authorized
 from preprocess_service.errors import InvalidInput, NotReady, ServiceError, Unauthorized, UpstreamTimeout
 from preprocess_service.lifecycle.routing import Lifecycle
 from preprocess_service.metrics import Metrics
@@ -68,15 +67,8 @@ class Servicer:
         self.settings, self.api_keys, self.lifecycle = settings, api_keys, lifecycle
 
     def _authorize(self, context: grpc.aio.ServicerContext) -> None:
-        keys = self.api_keys.current()
-        if not keys:
-            return
         header = dict(context.invocation_metadata() or ()).get("authorization", "")
-        presented = presented_key(header if isinstance(header, str) else header.decode())
-        ok = False
-        for key in keys:
-            ok |= hmac.compare_digest(presented, key.encode())
-        if not ok:
+        if not authorized(self.api_keys, header if isinstance(header, str) else header.decode()):
             raise Unauthorized("a valid API key is required: send 'authorization: Bearer <key>' metadata")
 
     async def _is_ready(self) -> bool:

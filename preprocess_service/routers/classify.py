@@ -12,8 +12,8 @@ from preprocess_service.batching import Batcher
 from preprocess_service.config import Settings
 from preprocess_service.deps import BatcherDep, MetricsDep, ModelDep, SettingsDep, require_api_key
 from preprocess_service.errors import InvalidInput
-from preprocess_service.lifecycle.deps import LifecycleDep, answer_routed
-from preprocess_service.lifecycle.routing import Call
+from preprocess_service.lifecycle.deps import ROLE_HEADER, VERSION_HEADER, LifecycleDep, answer_routed
+from preprocess_service.lifecycle.routing import Call, Lifecycle
 from preprocess_service.metrics import Metrics
 from preprocess_service.postprocess import Answer, Options
 from preprocess_service.registry import ModelVersion
@@ -119,41 +119,73 @@ def classifier(
     return call
 
 
-def _log_texts(request: Request, settings: SettingsDep, texts: Sequence[str]) -> None:
+def _log_texts(settings: Settings, request_id: str | None, texts: Sequence[str]) -> None:
     if settings.log_request_text:
-        log.info("request texts", extra={"request_id": request.state.request_id, "texts": list(texts)})
+        log.info("request texts", extra={"request_id": request_id, "texts": list(texts)})
+
+
+def check_request(body: ClassifyRequest, model: ModelVersion, settings: Settings) -> list[str]:
+    """The request's texts, once within the limits and with options the model can honour."""
+    texts = body.items
+    check_limits(texts, settings.max_texts, settings.max_chars)
+    check_options(body, len(texts), model, settings.explain_max_texts)
+    return texts
+
+
+async def answer_request(
+    body: ClassifyRequest,
+    texts: Sequence[str],
+    model: ModelVersion,
+    *,
+    settings: Settings,
+    batcher: Batcher,
+    metrics: Metrics,
+    lifecycle: Lifecycle,
+    client_key: str | None,
+    request_id: str | None,
+) -> tuple[ClassifyResponse, dict[str, str]]:
+    """``/v1/classify`` for checked texts (:func:`check_request`): the response and the headers naming
+    the version (and rollout role) that answered. Shared by the route and
+    :mod:`preprocess_service.fastpath`."""
+    _log_texts(settings, request_id, texts)
+    opts = Options(body.return_probabilities, body.top_k, body.min_confidence, body.explain)
+    # model lifecycle: stable or canary answers
+    answers, model, role = await lifecycle.run(
+        lifecycle.plan(model, client_key), classifier(texts, opts, batcher, metrics, settings)
+    )
+    response = ClassifyResponse.model_construct(
+        model=ModelRef.model_construct(name=model.name, version=model.version),
+        predictions=[to_prediction(a) for a in answers],
+    )
+    return response, {VERSION_HEADER: str(model.version), ROLE_HEADER: role}
 
 
 @router.post("/v1/classify", response_model=ClassifyResponse, summary="Classify one text or a batch")
 async def classify(
     body: ClassifyRequest,
     request: Request,
-    response: Response,
     model: ModelDep,
     batcher: BatcherDep,
     metrics: MetricsDep,
     settings: SettingsDep,
     lifecycle: LifecycleDep,
 ) -> Response:
-    texts = body.items
-    check_limits(texts, settings.max_texts, settings.max_chars)
-    check_options(body, len(texts), model, settings.explain_max_texts)
-    _log_texts(request, settings, texts)
+    # Requests that the fast path (preprocess_service.fastpath) passes on come here: those with an
+    # error to report, and any the fast path does not take. The answer is the same either way.
+    texts = check_request(body, model, settings)
     request.state.n_texts = len(texts)
-    opts = Options(body.return_probabilities, body.top_k, body.min_confidence, body.explain)
-    # model lifecycle: stable or canary answers (the response names which)
-    answers, model = await answer_routed(
-        lifecycle, request, response, model, classifier(texts, opts, batcher, metrics, settings)
+    response, headers = await answer_request(
+        body,
+        texts,
+        model,
+        settings=settings,
+        batcher=batcher,
+        metrics=metrics,
+        lifecycle=lifecycle,
+        client_key=request.headers.get(settings.client_key_header),
+        request_id=request.state.request_id,
     )
-    return json_response(
-        ClassifyResponse.model_construct(
-            model=ModelRef.model_construct(name=model.name, version=model.version),
-            predictions=[to_prediction(a) for a in answers],
-        ),
-        # the version/role headers the lifecycle set on FastAPI's response: a returned Response
-        # replaces that one, so they are carried over here
-        headers=response.headers,
-    )
+    return json_response(response, headers)
 
 
 @router.post(
@@ -170,7 +202,7 @@ async def classify_legacy(
     lifecycle: LifecycleDep,
 ) -> LegacyClassifyResponse:
     check_limits([body.text], 1, settings.max_chars)
-    _log_texts(request, settings, [body.text])
+    _log_texts(settings, request.state.request_id, [body.text])
     request.state.n_texts = 1
     # model lifecycle: stable or canary answers (the response names which)
     (a,), model = await answer_routed(

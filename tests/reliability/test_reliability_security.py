@@ -73,13 +73,14 @@ def test_security_api_keys_401_without_valid_key(
 
 
 def test_security_api_key_comparison_constant_time_over_all_keys() -> None:
-    """deps.require_api_key compares with hmac.compare_digest against every key, with no early exit:
-    neither which key nor how much of it matched shows in the timing."""
+    """deps.authorized (behind require_api_key, the fast classify path and OIP gRPC) compares with
+    hmac.compare_digest against every key, with no early exit: neither which key nor how much of it
+    matched shows in the timing."""
     src = (REPO / "preprocess_service" / "deps.py").read_text()
     fn = next(
         n
         for n in ast.walk(ast.parse(src))
-        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == "require_api_key"
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == "authorized"
     )
     loops = [n for n in ast.walk(fn) if isinstance(n, ast.For)]
     assert len(loops) == 1, "expected one loop over the configured keys"

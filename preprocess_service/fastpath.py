@@ -1,0 +1,154 @@
+"""``POST /v1/classify`` without FastAPI's per-request machinery, for the requests that need none of it.
+
+FastAPI's route costs about a quarter of the sidecar's CPU per request (docs/bench.md, the profile):
+route matching over every route, solving the dependencies, parsing the content type with the email
+module, decoding the body with the json module, validating it and wrapping the response. This ASGI
+middleware, inside :class:`~preprocess_service.middleware.RequestContext` (request id, body limit,
+metrics, access log), answers a well-formed, authorised ``/v1/classify`` request itself, with the same
+functions the route calls (:func:`~preprocess_service.routers.classify.check_request` and
+:func:`~preprocess_service.routers.classify.answer_request`), so the two cannot drift apart.
+
+Anything else goes to the FastAPI app with the body it has read replayed: a body orjson or the request
+model refuses, a refused API key, a request over the limits, no model version ready. Those checks have no
+side effect, so the route answers them exactly as it always did (the same 401, 422 or 503 and message).
+A typed error from answering (the model server's timeout, say) is mapped by the same
+:func:`~preprocess_service.errors.error_response` as the app's handler; anything else propagates to the
+app's server-error handler, as it would from the route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from preprocess_service.deps import authorized
+from preprocess_service.errors import InvalidInput, ServiceError, error_response
+from preprocess_service.routers.classify import answer_request, check_request
+from preprocess_service.schemas import ClassifyRequest
+
+PATH = "/v1/classify"
+_JSON_TYPES = (b"application/json",)
+
+
+class _Route:
+    path = PATH
+
+
+_ROUTE = _Route()
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    # FastAPI parses a body as JSON without a content type, or with application/json (any parameters);
+    # other types (application/*+json included) are left to it
+    if content_type is None:
+        return True
+    return content_type.partition(b";")[0].strip().lower() in _JSON_TYPES
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client left: let the app see it
+            raise _Disconnected(message)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class _Disconnected(Exception):
+    def __init__(self, message: Message) -> None:
+        self.message = message
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first
+        return await receive()
+
+    return replayed
+
+
+class FastClassify:
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await _read_body(receive)
+        except _Disconnected as gone:
+            await self.app(scope, _replay(gone.message, receive), send)
+            return
+        if not await self._answer(scope, body, send):
+            replay = {"type": "http.request", "body": body, "more_body": False}
+            await self.app(scope, _replay(replay, receive), send)
+
+    async def _answer(self, scope: Scope, body: bytes, send: Send) -> bool:
+        """Answer the request, or return False (having done nothing) for the route to answer it."""
+        state = self.api.state
+        settings = state.settings
+        headers = dict(reversed(scope["headers"]))  # the first of a repeated header, as Starlette reads it
+        if not _is_json(headers.get(b"content-type")):
+            return False
+        if not authorized(state.api_keys, headers.get(b"authorization", b"").decode("latin-1")):
+            return False
+        model = state.registry.current
+        if model is None:
+            return False
+        try:
+            request = ClassifyRequest.model_validate(orjson.loads(body))
+            texts = check_request(request, model, settings)
+        except (orjson.JSONDecodeError, ValidationError, InvalidInput):
+            return False
+        req_state: dict[str, Any] = scope.setdefault("state", {})
+        request_id = req_state.get("request_id")
+        req_state["n_texts"] = len(texts)
+        scope["route"] = _ROUTE  # what RequestContext names the request by in the metrics and the log
+        key = headers.get(settings.client_key_header.lower().encode("latin-1"))
+        try:
+            response, extra = await answer_request(
+                request,
+                texts,
+                model,
+                settings=settings,
+                batcher=state.batcher,
+                metrics=state.metrics,
+                lifecycle=state.lifecycle,
+                client_key=key.decode("latin-1") if key is not None else None,
+                request_id=request_id,
+            )
+        except ServiceError as exc:
+            await error_response(exc, request_id, PATH)(scope, _never, send)
+            return True
+        content = type(response).__pydantic_serializer__.to_json(response)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", str(len(content)).encode()),
+                    (b"content-type", b"application/json"),
+                    *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
+        return True
+
+
+async def _never() -> Message:
+    # a response that is only sent never reads the request
+    return {"type": "http.disconnect"}
