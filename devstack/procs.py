@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,10 +19,38 @@ HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[1]
 
 
+# Ports for the stack's servers come from below the kernel's ephemeral range: a port the kernel hands
+# out for "any free port" comes from that range, and any process's outgoing connection can take it as
+# its local port between this call and the server's bind ("Address already in use", seen in make test
+# while other tests made hundreds of connections). Ports already handed out by this process are not
+# handed out again, in case the server they were for has not bound yet.
+_LOW_PORTS = (15_000, 30_000)  # under 32,768 (Linux's default ephemeral start) and Kubernetes' NodePorts
+_handed_out: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 that nothing listens on now, outside the ephemeral range when it can be."""
+    lo, hi = _LOW_PORTS[0], min(_LOW_PORTS[1], _ephemeral_start())
+    if hi - lo >= 1_000:
+        for _ in range(200):
+            port = random.randrange(lo, hi)
+            if port not in _handed_out and port_free(port):
+                _handed_out.add(port)
+                return port
+    while True:  # no room below the ephemeral range: let the kernel choose
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def port_free(port: int) -> bool:
