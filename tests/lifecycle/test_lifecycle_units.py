@@ -4,6 +4,8 @@ the rollout file's validation, the sliding window, sticky buckets, and the p99 f
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -82,6 +84,24 @@ def test_window_error_rate_and_p99_forget_old_answers() -> None:
     n, err, p99 = w.stats(now=101)
     assert n == 102 and err == pytest.approx(1 / 102) and p99 == pytest.approx(2000)
     assert w.stats(now=200) == (0, 0.0, 0.0)
+
+
+def test_window_equals_a_plain_list_through_many_trims_and_compactions() -> None:
+    rng = random.Random(7)
+    w, ref = Window(5), []
+    now = 0.0
+    for i in range(30_000):  # ~6 answers per simulated second: several windows, many compactions
+        now += rng.uniform(0, 0.33)
+        ok, lat = rng.random() > 0.05, rng.uniform(0.001, 0.2)
+        w.add(ok, lat, now=now)
+        ref.append((now, ok, lat))
+        if i % 997 == 0:
+            live = [(ok_, lat_) for t, ok_, lat_ in ref if t >= now - 5]
+            good = sorted(lat_ for ok_, lat_ in live if ok_)
+            p99 = good[min(len(good) - 1, math.ceil(0.99 * len(good)) - 1)] * 1000 if good else 0.0
+            errors = sum(not ok_ for ok_, _ in live)
+            assert w.stats(now=now) == (len(live), pytest.approx(errors / len(live)), pytest.approx(p99))
+    assert len(w._times) < 30_000  # the trimmed head was dropped
 
 
 def test_buckets_are_sticky_and_spread() -> None:
