@@ -1,10 +1,11 @@
-"""Where the sidecar's CPU goes under load: py-spy samples the sidecar while the load generator drives
-it, and the samples are summed by the module of the innermost frame (own time) and by the sidecar's
-own functions anywhere on the stack (inclusive time).
+"""Where the sidecar's CPU goes under load: py-spy samples the sidecar (or, with ``--process
+model-server``, the model server behind it) while the load generator drives the sidecar, and the samples
+are summed by the module of the innermost frame (own time) and by the project's own functions anywhere on
+the stack (inclusive time).
 
-``python -m bench.profile [--transport rest] [--concurrency 32] [--duration 8]`` (needs ``py-spy``, a
-dev dependency, and ptrace rights over the sidecar: root, or ``kernel.yama.ptrace_scope=0``). Writes
-the collapsed stacks and the summary under bench/raw/profile/."""
+``python -m bench.profile [--transport rest] [--concurrency 32] [--duration 8] [--process sidecar]``
+(needs ``py-spy``, a dev dependency, and ptrace rights over the process: root, or
+``kernel.yama.ptrace_scope=0``). Writes the collapsed stacks and the summary under bench/raw/profile/."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^:()]+)(?::\d+)?\)$")
 # what an innermost frame is counted as: the first pattern found in its file path
 _GROUPS = (
     ("textvec", "textvec/"),
+    ("local_model_server", "local_model_server/"),
+    ("tensorflow", ("tensorflow/", "keras/")),
     ("preprocess_service", "preprocess_service/"),
     ("contracts", "contracts/"),
     ("numpy", "numpy/"),
@@ -65,7 +68,7 @@ def summarize(collapsed: str) -> dict[str, Any]:
         own[_group(frames[-1]["file"])] += count
         seen = set()
         for m in frames:
-            if "preprocess_service/" in m["file"] or "textvec/" in m["file"]:
+            if any(d in m["file"] for d in ("preprocess_service/", "textvec/", "local_model_server/")):
                 key = f"{Path(m['file']).name}:{m['func']}"
                 if key not in seen:
                     seen.add(key)
@@ -76,7 +79,7 @@ def summarize(collapsed: str) -> dict[str, Any]:
 
 
 def run(transport: str, concurrency: int, duration_s: float, models: Path, name: str, docs: list[str],
-        out_dir: Path, sample: bool = True) -> dict[str, Any]:  # fmt: skip
+        out_dir: Path, sample: bool = True, process: str = "sidecar") -> dict[str, Any]:  # fmt: skip
     spy_bin = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy_bin is None and sample:
         raise SystemExit("py-spy is not installed (pip install py-spy): it samples the sidecar")
@@ -88,11 +91,13 @@ def run(transport: str, concurrency: int, duration_s: float, models: Path, name:
         sidecar = start_sidecar(models, name, server, out_dir, transport=transport)
         try:
             wait_http(sidecar, "/readyz", timeout=180.0)
-            port, pid = sidecar.ports["http"], sidecar.popen.pid
+            port = sidecar.ports["http"]
+            pid = sidecar.popen.pid if process == "sidecar" else server.popen.pid
             requests = loadgen.build_requests(HOST, port, "/v1/classify", bodies)
             loop = loadgen.new_loop()
             loop.run_until_complete(loadgen.run_load(HOST, port, requests, concurrency, 1.5))
-            raw = out_dir / f"{transport}_c{concurrency}.collapsed"
+            stem = f"{transport}_c{concurrency}" + ("" if process == "sidecar" else f"_{process}")
+            raw = out_dir / f"{stem}.collapsed"
             spy = None if not sample or spy_bin is None else subprocess.Popen(
                 [spy_bin, "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--nonblocking",
                  "--duration", str(int(duration_s)), "--output", str(raw)],
@@ -111,16 +116,15 @@ def run(transport: str, concurrency: int, duration_s: float, models: Path, name:
     result = {
         "transport": transport,
         "concurrency": concurrency,
+        "process": process,
         "throughput_rps": r.throughput_rps,
         "p99_ms": r.latency_ms.get("p99"),
-        "sidecar_cpu_ms_per_request": round(cpu / max(1, r.requests) * 1000, 4),
+        f"{process.replace('-', '_')}_cpu_ms_per_request": round(cpu / max(1, r.requests) * 1000, 4),
         "note": "sampled by py-spy (--nonblocking) while measured: the sampler costs CPU on the same cores"
         if sample
         else "not sampled",
     } | (summarize(raw.read_text()) if sample else {})
-    (out_dir / f"{transport}_c{concurrency}.json").write_bytes(
-        orjson.dumps(result, option=orjson.OPT_INDENT_2)
-    )
+    (out_dir / f"{stem}.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     return result
 
 
@@ -136,10 +140,21 @@ def main() -> None:
     p.add_argument("--dataset", default="bbc-news")
     p.add_argument("--out", type=Path, default=Path("bench/raw/profile"))
     p.add_argument("--no-sample", action="store_true", help="measure CPU per request without py-spy")
+    p.add_argument(
+        "--process", default="sidecar", choices=("sidecar", "model-server"), help="what is sampled"
+    )
     a = p.parse_args()
     docs = test_documents(_ensure_model(a.models, a.model_name, a.dataset), a.dataset)
     res = run(
-        a.transport, a.concurrency, a.duration, a.models.resolve(), a.model_name, docs, a.out, not a.no_sample
+        a.transport,
+        a.concurrency,
+        a.duration,
+        a.models.resolve(),
+        a.model_name,
+        docs,
+        a.out,
+        not a.no_sample,
+        a.process,
     )
     print(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode())
 
