@@ -49,6 +49,3 @@ def configure(level: str) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our access log carries the request id instead
-    # httpx logs every upstream call at INFO: a second log line per request that says nothing the
-    # access log and the upstream metrics do not (and costs CPU on the hot path)
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
