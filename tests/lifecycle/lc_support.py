@@ -13,13 +13,15 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from contracts import modeldir
+from contracts import modeldir, version_state
 from contracts.rollout import MODEL_CONFIG, ROLLOUT, Fallback, Rollout
+from devstack import Proc, Stack, server_states
 from textvec import Vectorizer
 
 MODEL = "news"
@@ -166,3 +168,37 @@ def rollout_is(
 
 def classify_bodies(n: int = len(TEXTS)) -> list[bytes]:
     return [json.dumps({"text": TEXTS[i % len(TEXTS)]}).encode() for i in range(n)]
+
+
+@dataclass
+class Lab:
+    stack: Stack
+    server: Proc
+    sidecar: Proc
+    config_dir: Path
+    source: Path  # a good version's files, to derive more versions from
+    canary: int | None = None  # the last declared
+    oip_grpc_port: int = 0  # the sidecar's Open Inference Protocol gRPC port
+
+    @property
+    def url(self) -> str:
+        return self.sidecar.url()
+
+    def publish(self, version: int, kind: str = "copy") -> Path:
+        """Publish once (versions are immutable): tests may run alone or in any order."""
+        done = self.stack.model_dir / str(version)
+        return done if done.exists() else make_version(self.source, self.stack.model_dir, version, kind)
+
+    def declare(self, stable: int | None, canary: int | None = None, **rollout: Any) -> None:
+        """As docs/operations.md says to: TF Serving refuses to move the canary label onto a version
+        it has not loaded, so a different canary replaces the old one only after its removal is applied."""
+        if self.canary is not None and canary is not None and canary != self.canary:
+            declare(self.config_dir, self.stack.base, stable)
+            old = self.canary
+            wait_for(
+                f"the model server to unload canary {old}",
+                lambda: server_states(self.server, MODEL).get(old) != version_state.AVAILABLE,
+            )
+        rollout.setdefault("fallback", Fallback(max_p99_ms=0))  # a busy test machine is not a slow canary
+        declare(self.config_dir, self.stack.base, stable, canary, **rollout)
+        self.canary = canary

@@ -10,8 +10,7 @@ from collections import Counter
 import httpx
 import numpy as np
 import tritonclient.grpc as triton
-from conftest import Lab
-from lc_support import MODEL, rollout_is, wait_for
+from lc_support import MODEL, Lab, rollout_is, wait_for
 
 from preprocess_service.lifecycle.routing import bucket
 

@@ -9,8 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Lab
-from lc_support import MODEL, classify_bodies, model_info, rollout_is, wait_for
+from lc_support import MODEL, Lab, classify_bodies, model_info, rollout_is, wait_for
 
 from devstack.loadgen import Load, http_request
 

@@ -8,8 +8,7 @@ import time
 from collections import Counter
 
 import httpx
-from conftest import Lab
-from lc_support import SLOW_MS, SLOW_VERSION, classify_bodies, model_info, rollout_is, wait_for
+from lc_support import SLOW_MS, SLOW_VERSION, Lab, classify_bodies, model_info, rollout_is, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.rollout import Fallback
