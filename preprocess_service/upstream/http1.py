@@ -39,7 +39,6 @@ class ConnectionClosed(TransportError):
 class Response:
     status: int
     body: bytes
-    content_type: str
 
     @property
     def text(self) -> str:
@@ -54,8 +53,6 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[Response] | None = None
         self._body: list[bytes] = []
-        self._content_type = b""
-        self._header: bytes = b""
         self._answered = False  # a byte of the current answer has arrived
         self.closed = False
         self.reusable = True
@@ -83,20 +80,14 @@ class _Connection(asyncio.Protocol):
         )
 
     # httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"content-type":
-            self._content_type = value
-
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
         self.reusable = self._parser.should_keep_alive()
         waiter, self._waiter = self._waiter, None
-        response = Response(
-            self._parser.get_status_code(), b"".join(self._body), self._content_type.decode("latin-1")
-        )
-        self._body, self._content_type = [], b""
+        response = Response(self._parser.get_status_code(), b"".join(self._body))
+        self._body = []
         if waiter is not None and not waiter.done():
             waiter.set_result(response)
 
@@ -186,14 +177,14 @@ class Http1Client:
         async with self._slots:
             conn = self._take_idle()
             reused = conn is not None
-            for attempt in (1, 2):
+            while True:  # at most twice: a retry is on a fresh connection, which is never retried
                 if conn is None:
                     conn = await self._connect()
                 try:
                     response = await conn.exchange(request)
                 except ConnectionClosed as exc:
                     self._discard(conn)
-                    if reused and exc.before_answer and attempt == 1:
+                    if reused and exc.before_answer:
                         conn, reused = None, False
                         continue
                     raise
@@ -206,7 +197,6 @@ class Http1Client:
                 else:
                     self._discard(conn)
                 return response
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
         for conn in list(self._open):
