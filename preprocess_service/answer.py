@@ -1,6 +1,7 @@
 """One classify request as three timed steps (``sidecar_step_duration_seconds``), KServe-transformer
 style: preprocess (texts -> sparse rows, plus occluded variants when explaining), predict (all rows in
-one batched upstream call to the pinned version), postprocess (calibrate, abstain, top-k, explain).
+one batched upstream call to the pinned version, whose probabilities the batcher calibrates once per
+batch), postprocess (abstain, top-k, explain).
 
 Vectorizing is CPU work on the event loop's thread: ~0.3 ms for a 400-word text, but ~0.2 s for a
 request of 64 texts of 20,000 characters, which would stall every other request (health checks
@@ -24,7 +25,7 @@ from contracts.signature import Row
 from preprocess_service import explain
 from preprocess_service.batching import Batcher
 from preprocess_service.metrics import Metrics
-from preprocess_service.postprocess import Answer, Options, answer_row, calibrate
+from preprocess_service.postprocess import Answer, Options, answer_row
 from preprocess_service.registry import ModelVersion
 
 # below this many characters a request is vectorized inline: the thread hand-off (~0.1 ms on a busy
@@ -57,12 +58,12 @@ def occlusions(rows: Sequence[Row], max_terms: int) -> list[explain.Occlusion]:
 def postprocess(
     model: ModelVersion,
     rows: Sequence[Row],
-    probs: np.ndarray,
+    cal: np.ndarray,
     occl: list[explain.Occlusion] | None,
     opts: Options,
     unknown_label: str | None,
 ) -> list[Answer]:
-    cal = calibrate(model, probs)
+    """``cal``: the calibrated probabilities (:func:`classify` has the batcher calibrate the batch)."""
     n = len(rows)
     answers = [answer_row(model, cal[i], opts, unknown_label) for i in range(n)]
     if occl is None:
@@ -94,7 +95,7 @@ async def classify(
     occl = occlusions(rows, explain_max_terms) if opts.explain else None
     batch = list(rows) + [v for o in occl for v in o.rows] if occl else rows
     t1 = time.perf_counter()
-    probs = await batcher.submit(model.version, batch)
+    probs = await batcher.submit(model.version, batch, model.calibration.apply)
     t2 = time.perf_counter()
     result = postprocess(model, rows, probs, occl, opts, unknown_label)
     t3 = time.perf_counter()

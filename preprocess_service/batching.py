@@ -4,13 +4,21 @@ One TF Serving call for 16 texts costs little more than a call for one (the netw
 per-call overhead is not), so under load coalescing raises throughput and flattens tail latency. A
 request waits at most ``max_wait`` for companions, and only while another upstream call is in flight:
 with no concurrency it goes out alone at once (waiting then would add ``max_wait`` to every request
-and buy nothing; measured by ``make bench``)."""
+and buy nothing; measured by ``make bench``).
+
+A request may hand over a row-wise ``post`` step (the version's calibration): it runs once on the
+whole batch's probabilities rather than once per request, since numpy's per-call cost on a few rows is
+most of its cost (docs/bench.md, change 11).
+
+No queue and no worker task: a request joins a pending list, and the first one of a batch schedules the
+batch's departure on the event loop (at once when the model server is idle, after ``max_wait`` when
+not), so a request costs a list append and a future, not a queue hand-off and a timeout task."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,11 +28,14 @@ from preprocess_service import logs
 from preprocess_service.metrics import Metrics
 from preprocess_service.upstream import Upstream
 
+Post = Callable[[np.ndarray], np.ndarray]  # row-wise: rows' results do not depend on each other
+
 
 @dataclass
 class _Item:
     version: int
     rows: Sequence[Row]
+    post: Post | None = None
     request_id: str | None = field(default_factory=logs.request_id.get)
     future: asyncio.Future[np.ndarray] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -46,63 +57,81 @@ class Batcher:
         self.enabled = enabled
         self.max_size = max_size
         self.max_wait_s = max_wait_s
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._slots = asyncio.Semaphore(max_concurrent_calls)
-        self._worker: asyncio.Task[None] | None = None
+        self.max_calls = max_concurrent_calls
+        self._pending: deque[_Item] = deque()
+        self._pending_rows = 0
+        self._departure: asyncio.Handle | None = None  # the pending batch's scheduled departure
         self._calls: set[asyncio.Task[None]] = set()
-        self._busy = 0  # upstream calls dispatched by the worker and not finished yet
+        self._busy = 0  # upstream calls dispatched and not finished yet
 
-    async def _call(self, version: int, rows: Sequence[Row]) -> np.ndarray:
+    async def _call(self, version: int, rows: Sequence[Row], post: Post | None) -> np.ndarray:
         self.metrics.batch_size.observe(len(rows))
         ids, weights = pad(rows)
-        return await self.upstream.predict(version, ids, weights)
+        probs = await self.upstream.predict(version, ids, weights)
+        return probs if post is None else post(probs)
 
-    async def submit(self, version: int, rows: Sequence[Row]) -> np.ndarray:
+    async def submit(self, version: int, rows: Sequence[Row], post: Post | None = None) -> np.ndarray:
+        """The model's probabilities for ``rows`` (``post`` applied to them), in their order."""
         if not self.enabled or len(rows) >= self.max_size:
-            return await self._call(version, rows)
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._run())
-        item = _Item(version, rows)
-        await self._queue.put(item)
+            return await self._call(version, rows, post)
+        item = _Item(version, rows, post)
+        self._pending.append(item)
+        self._pending_rows += len(rows)
+        if self._pending_rows >= self.max_size:
+            self._depart()
+        elif self._departure is None:
+            loop = asyncio.get_running_loop()
+            # idle upstream: go on the loop's next turn with whatever has arrived by then; busy: wait
+            # up to max_wait for companions
+            self._departure = (
+                loop.call_later(self.max_wait_s, self._depart) if self._busy else loop.call_soon(self._depart)
+            )
         return await item.future
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            first = await self._queue.get()
-            batch, size = [first], len(first.rows)
-            # idle upstream: take only what has already arrived, and go now
-            deadline = loop.time() + (self.max_wait_s if self._busy else 0.0)
-            while size < self.max_size:
-                timeout = deadline - loop.time()
-                try:
-                    item = (
-                        self._queue.get_nowait()
-                        if timeout <= 0
-                        else await asyncio.wait_for(self._queue.get(), timeout)
-                    )
-                except (TimeoutError, asyncio.QueueEmpty):
-                    break
+    def _depart(self) -> None:
+        """Send full batches while a call slot is free, then the rest, or schedule the rest to wait for
+        companions (calls are in flight now)."""
+        if self._departure is not None:
+            self._departure.cancel()
+            self._departure = None
+        while self._pending and self._busy < self.max_calls:
+            batch, size = [], 0
+            while self._pending and size < self.max_size:
+                item = self._pending.popleft()
                 batch.append(item)
                 size += len(item.rows)
-            by_version: dict[int, list[_Item]] = {}
-            for item in batch:
-                by_version.setdefault(item.version, []).append(item)
-            for version, items in by_version.items():
-                await self._slots.acquire()
-                self._busy += 1
-                task = asyncio.create_task(self._dispatch(version, items))
-                self._calls.add(task)
-                task.add_done_callback(self._calls.discard)
+            self._pending_rows -= size
+            self._dispatch_batch(batch)
+            if self._pending_rows < self.max_size:
+                break
+        if self._pending and self._busy < self.max_calls:
+            self._departure = asyncio.get_running_loop().call_later(self.max_wait_s, self._depart)
+        # with every slot taken, the rest leaves when a call finishes (_dispatch)
 
-    async def _dispatch(self, version: int, items: list[_Item]) -> None:
-        # this task was started by the batching worker: name the requests it answers for
+    def _dispatch_batch(self, batch: list[_Item], capped: bool = True) -> None:
+        # one call per version and post step (requests for one version share its calibration)
+        groups: dict[tuple[int, Post | None], list[_Item]] = {}
+        for item in batch:
+            groups.setdefault((item.version, item.post), []).append(item)
+        for (version, post), items in groups.items():
+            if capped and self._busy >= self.max_calls:  # back to the front of the line, in order
+                for item in reversed(items):
+                    self._pending.appendleft(item)
+                    self._pending_rows += len(item.rows)
+                continue
+            self._busy += 1
+            task = asyncio.create_task(self._dispatch(version, post, items))
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+
+    async def _dispatch(self, version: int, post: Post | None, items: list[_Item]) -> None:
+        # this task serves the requests of a batch: name them
         ids = list(dict.fromkeys(i.request_id for i in items if i.request_id))
         logs.request_id.set(",".join(ids[: logs.MAX_FORWARDED_IDS]) or None)
         try:
             rows = [row for item in items for row in item.rows]
             try:
-                probs = await self._call(version, rows)
+                probs = await self._call(version, rows, post)
             except Exception as exc:  # every waiter gets the same typed error
                 for item in items:
                     if not item.future.done():
@@ -116,12 +145,18 @@ class Batcher:
                 start = end
         finally:
             self._busy -= 1
-            self._slots.release()
+            if self._pending and self._departure is None:  # requests were waiting for a free slot
+                self._depart()
 
     async def aclose(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+        """Send what is still pending (slots or not) and wait for every call in flight."""
+        if self._departure is not None:
+            self._departure.cancel()
+            self._departure = None
+        if self._pending:
+            batch = list(self._pending)
+            self._pending.clear()
+            self._pending_rows = 0
+            self._dispatch_batch(batch, capped=False)
         if self._calls:
             await asyncio.gather(*self._calls, return_exceptions=True)

@@ -16,6 +16,7 @@ import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from contracts.rollout import Rollout
 from preprocess_service.errors import VersionUnavailable
@@ -62,6 +63,9 @@ class Lifecycle:
         self.metrics = metrics
         self.windows: dict[tuple[int, str], Window] = {}
         self.stats: dict[tuple[int, str], VersionStats] = {}
+        # labelled metric children by (version, role[, outcome or label]): prometheus_client's labels()
+        # takes a lock and builds a key on every call, and this runs for every answer
+        self._children: dict[tuple[str, int, str, str], Any] = {}
         self.fallback_reason: str | None = None
         self._fallback_for: tuple[int, int] | None = None  # (canary version, declaration revision)
         self.shadow_agree = 0
@@ -203,21 +207,39 @@ class Lifecycle:
     def _observe(
         self, model: ModelVersion, role: str, ok: bool, seconds: float, answers: Sequence[Answer]
     ) -> None:
-        v = str(model.version)
-        m = self.metrics
-        m.version_requests.labels(v, role, "ok" if ok else "error").inc()
-        st = self.stats.setdefault((model.version, role), VersionStats())
+        version = model.version
+        self._child("requests", version, role, "ok" if ok else "error").inc()
+        st = self.stats.get((version, role))
+        if st is None:
+            st = self.stats[(version, role)] = VersionStats()
         st.requests += 1
         st.errors += not ok
         if ok:
-            m.version_seconds.labels(v, role).observe(seconds)
-            counts = Counter(a.top_label for a in answers)  # one metric update per label, not per text
+            self._child("seconds", version, role).observe(seconds)
+            counts: dict[str, int] = {}  # one metric update per label, not per text
+            for a in answers:
+                counts[a.top_label] = counts.get(a.top_label, 0) + 1
             st.labels.update(counts)
             for label, n in counts.items():
-                m.version_predictions.labels(v, role, label).inc(n)
+                self._child("predictions", version, role, label).inc(n)
         self.window(model.version, role).add(ok, seconds)
         if role == CANARY:
             self._check(model)
+
+    def _child(self, metric: str, version: int, role: str, extra: str = "") -> Any:
+        key = (metric, version, role, extra)
+        child = self._children.get(key)
+        if child is None:
+            m = self.metrics
+            if metric == "requests":
+                child = m.version_requests.labels(str(version), role, extra)
+            elif metric == "seconds":
+                child = m.version_seconds.labels(str(version), role)
+            else:
+                child = m.version_predictions.labels(str(version), role, extra)
+            if len(self._children) < 4096:  # versions x roles x labels: small, but bounded anyway
+                self._children[key] = child
+        return child
 
     def _check(self, canary: ModelVersion) -> None:
         if self._fallback_for is not None or self.registry.canary is not canary:

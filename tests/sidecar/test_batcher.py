@@ -1,0 +1,165 @@
+"""The micro-batcher: concurrent requests become one upstream call, each gets its own rows back, and a
+request's row-wise post step (the version's calibration) runs once per call on the whole batch."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from preprocess_service.batching import Batcher
+from preprocess_service.errors import UpstreamTimeout
+from preprocess_service.metrics import Metrics
+
+
+class EchoUpstream:
+    """Answers each padded row with [first id, number of ids], after ``delay_s``."""
+
+    transport = "echo"
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.calls: list[tuple[int, int]] = []  # (version, rows)
+        self.fail: Exception | None = None
+
+    async def predict(self, version: int, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        self.calls.append((version, len(ids)))
+        await asyncio.sleep(self.delay_s)
+        if self.fail is not None:
+            raise self.fail
+        return np.stack([ids[:, 0].astype(np.float64), (weights > 0).sum(axis=1)], axis=1)
+
+
+class CountingPost:
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+        self.batches: list[int] = []
+
+    def __call__(self, probs: np.ndarray) -> np.ndarray:
+        self.batches.append(len(probs))
+        return probs * self.scale
+
+
+def rows(*first_ids: int) -> list[tuple[list[int], list[float]]]:
+    return [([i, 100 + i], [0.5, 0.5]) for i in first_ids]
+
+
+def run_async(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    @functools.wraps(test)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))  # type: ignore[arg-type]
+
+    return wrapper
+
+
+def make(upstream: EchoUpstream, enabled: bool = True) -> Batcher:
+    return Batcher(upstream, Metrics(), enabled=enabled, max_size=32, max_wait_s=0.02)  # type: ignore[arg-type]
+
+
+@run_async
+async def test_concurrent_requests_share_one_call_and_one_post_step() -> None:
+    upstream = EchoUpstream(delay_s=0.05)
+    batcher = make(upstream)
+    post = CountingPost(10.0)
+    # a first request keeps the upstream busy, so the next three wait for companions and go together
+    first = asyncio.create_task(batcher.submit(1, rows(1), post))
+    await asyncio.sleep(0.01)
+    results = await asyncio.gather(
+        batcher.submit(1, rows(2, 3), post),
+        batcher.submit(1, rows(4), post),
+        batcher.submit(1, rows(5), post),
+    )
+    await first
+    assert upstream.calls == [(1, 1), (1, 4)]
+    assert post.batches == [1, 4]  # once per call, not once per request
+    assert [r[:, 0].tolist() for r in results] == [[20.0, 30.0], [40.0], [50.0]]  # each its own rows
+    assert all((r[:, 1] == 20.0).all() for r in results)  # two ids per row, scaled by post
+    await batcher.aclose()
+
+
+@run_async
+async def test_requests_with_different_post_steps_or_versions_are_not_mixed() -> None:
+    upstream = EchoUpstream(delay_s=0.05)
+    batcher = make(upstream)
+    a, b = CountingPost(1.0), CountingPost(-1.0)
+    first = asyncio.create_task(batcher.submit(1, rows(1), a))
+    await asyncio.sleep(0.01)
+    ra, rb, rc = await asyncio.gather(
+        batcher.submit(1, rows(2), a), batcher.submit(1, rows(3), b), batcher.submit(2, rows(4), a)
+    )
+    await first
+    assert sorted(upstream.calls[1:]) == [(1, 1), (1, 1), (2, 1)]
+    assert (ra[0, 0], rb[0, 0], rc[0, 0]) == (2.0, -3.0, 4.0)
+    assert sorted(a.batches) == [1, 1, 1] and b.batches == [1]
+    await batcher.aclose()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+@run_async
+async def test_a_lone_request_gets_its_post_step(enabled: bool) -> None:
+    upstream = EchoUpstream()
+    batcher = make(upstream, enabled=enabled)
+    post = CountingPost(2.0)
+    out = await batcher.submit(3, rows(7, 8), post)
+    assert out[:, 0].tolist() == [14.0, 16.0] and post.batches == [2]
+    plain = await batcher.submit(3, rows(9))
+    assert plain[:, 0].tolist() == [9.0]
+    await batcher.aclose()
+
+
+@run_async
+async def test_a_failed_call_fails_every_request_in_it_with_the_same_error() -> None:
+    upstream = EchoUpstream(delay_s=0.05)
+    batcher = make(upstream)
+    first = asyncio.create_task(batcher.submit(1, rows(1)))
+    await asyncio.sleep(0.01)
+    upstream.fail = UpstreamTimeout("model server timed out")
+    results = await asyncio.gather(
+        batcher.submit(1, rows(2)), batcher.submit(1, rows(3)), return_exceptions=True
+    )
+    await asyncio.gather(first, return_exceptions=True)
+    assert upstream.calls == [(1, 1), (1, 2)]
+    assert [type(r) for r in results] == [UpstreamTimeout, UpstreamTimeout]
+    assert results[0] is results[1]
+    await batcher.aclose()
+
+
+@run_async
+async def test_calls_in_flight_never_exceed_the_limit_and_waiting_requests_go_when_a_slot_frees() -> None:
+    upstream = EchoUpstream(delay_s=0.02)
+    in_flight, peak = 0, 0
+    predict = upstream.predict
+
+    async def counted(version: int, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await asyncio.sleep(0.013 * version)  # calls finish at different times
+            return await predict(version, ids, weights)
+        finally:
+            in_flight -= 1
+
+    upstream.predict = counted  # type: ignore[method-assign]
+    batcher = Batcher(upstream, Metrics(), enabled=True, max_size=4, max_wait_s=0.001, max_concurrent_calls=2)  # type: ignore[arg-type]
+    results = await asyncio.gather(*(batcher.submit(v % 2, rows(i)) for i, v in enumerate(range(40))))
+    assert [r[0, 0] for r in results] == [float(i) for i in range(40)]
+    assert peak == 2
+    assert sum(n for _, n in upstream.calls) == 40 and max(n for _, n in upstream.calls) <= 4
+    await batcher.aclose()
+
+
+@run_async
+async def test_aclose_sends_what_is_pending() -> None:
+    upstream = EchoUpstream(delay_s=0.05)
+    batcher = make(upstream)
+    first = asyncio.create_task(batcher.submit(1, rows(1)))
+    await asyncio.sleep(0.01)
+    waiting = asyncio.create_task(batcher.submit(1, rows(2)))  # waits 20 ms for companions
+    await asyncio.sleep(0)
+    await batcher.aclose()
+    assert (await first)[0, 0] == 1.0 and (await waiting)[0, 0] == 2.0
