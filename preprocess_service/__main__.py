@@ -6,6 +6,7 @@ import uvicorn
 
 from preprocess_service import logs
 from preprocess_service.config import load_settings
+from preprocess_service.http_protocol import CoalescingHttpToolsProtocol
 from preprocess_service.main import create_app
 
 
@@ -21,6 +22,7 @@ def main() -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         timeout_keep_alive=30,
         server_header=False,
+        http=CoalescingHttpToolsProtocol,  # one write per response (http_protocol.py)
     )
 
 
