@@ -3,7 +3,6 @@ id of the request being served, which the upstream clients forward to TF Serving
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import time
@@ -74,58 +73,8 @@ class JsonFormatter(OrjsonFormatter):
         return orjson.dumps(data, default=self.json_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-class TurnBufferedHandler(logging.StreamHandler):
-    """A stream handler that writes the lines logged during one turn of the event loop together, at
-    the end of the turn: the access log's line per request was a ``write`` system call per request
-    (the images run Python unbuffered). Lines logged off the loop's thread, and warnings and errors,
-    are written at once (after what is held, so the order is kept); ``flush`` (``logging.shutdown``)
-    writes what is held, so nothing waits longer than the turn or is lost at exit."""
-
-    def __init__(self, stream: Any) -> None:
-        super().__init__(stream)
-        self._held: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = self.format(record) + self.terminator
-        except RecursionError:
-            raise
-        except Exception:
-            self.handleError(record)
-            return
-        try:
-            loop = asyncio.get_running_loop() if record.levelno < logging.WARNING else None
-        except RuntimeError:  # not on a loop's thread
-            loop = None
-        if loop is None:
-            self._write("".join(self._held) + line if self._held else line)
-            self._held.clear()
-            return
-        if not self._held:
-            loop.call_soon(self.flush)
-        self._held.append(line)
-
-    def _write(self, text: str) -> None:
-        try:
-            self.stream.write(text)
-            super().flush()
-        except RecursionError:
-            raise
-        except Exception:
-            self.handleError(logging.makeLogRecord({"msg": "log write failed"}))
-
-    def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            if self._held:
-                text = "".join(self._held)
-                self._held.clear()
-                self._write(text)
-            else:
-                super().flush()
-
-
 def configure(level: str) -> None:
-    handler = TurnBufferedHandler(sys.stdout)
+    handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

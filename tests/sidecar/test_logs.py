@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from typing import Any
@@ -11,7 +10,7 @@ import orjson
 import pytest
 from pythonjsonlogger.orjson import OrjsonFormatter
 
-from preprocess_service.logs import JsonFormatter, TurnBufferedHandler
+from preprocess_service.logs import JsonFormatter
 
 
 class Opaque:
@@ -81,64 +80,3 @@ def test_records_with_an_exception_or_a_dict_message_take_the_general_path() -> 
     assert line["level"] == "error" and "ValueError: boom" in line["exception"]
     line = orjson.loads(fmt.format(record({}, msg={"event": "d", "n": 1})))
     assert line["event"] == "d" and line["n"] == 1
-
-
-class CountingStream:
-    def __init__(self) -> None:
-        self.writes: list[str] = []
-
-    def write(self, text: str) -> None:
-        self.writes.append(text)
-
-    def flush(self) -> None:
-        pass
-
-
-def handler_logger(name: str) -> tuple[logging.Logger, CountingStream, TurnBufferedHandler]:
-    stream = CountingStream()
-    handler = TurnBufferedHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    logger = logging.getLogger(name)
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    return logger, stream, handler
-
-
-def test_lines_logged_in_one_loop_turn_are_written_together_at_its_end() -> None:
-    logger, stream, _ = handler_logger("turn.buffered")
-
-    async def main() -> list[str]:
-        for i in range(5):
-            logger.info("request %d", i)
-        held = list(stream.writes)  # nothing written yet within the turn
-        await asyncio.sleep(0)
-        logger.info("next turn")
-        await asyncio.sleep(0)
-        return held
-
-    assert asyncio.run(main()) == []
-    assert stream.writes == ["".join(f"INFO request {i}\n" for i in range(5)), "INFO next turn\n"]
-
-
-def test_warnings_and_lines_off_the_loop_are_written_at_once_after_what_is_held() -> None:
-    logger, stream, handler = handler_logger("turn.urgent")
-
-    async def main() -> None:
-        logger.info("a")
-        logger.error("b")  # written at once, after the held line, in order
-        assert stream.writes == ["INFO a\nERROR b\n"]
-        logger.info("c")
-
-    asyncio.run(main())
-    logger.info("d")  # no loop on this thread now: at once
-    assert stream.writes[-1] == "INFO d\n" and "".join(stream.writes) == "INFO a\nERROR b\nINFO c\nINFO d\n"
-
-    async def held_at_exit() -> None:
-        logger.info("e")
-
-    loop = asyncio.new_event_loop()
-    loop.run_until_complete(held_at_exit())  # the scheduled write may not run before the loop closes
-    loop.close()
-    handler.flush()  # what logging.shutdown does at exit
-    assert "".join(stream.writes).endswith("INFO e\n")
