@@ -127,7 +127,9 @@ class Http1Client:
         default_port = (url.scheme == "https" and self.port == 443) or (
             url.scheme == "http" and self.port == 80
         )
-        self._host_header = (url.hostname if default_port else f"{url.hostname}:{self.port}").encode("idna")
+        # an IPv6 literal keeps its brackets in Host (RFC 9110 7.2), as it had them in the URL
+        name = f"[{url.hostname}]" if ":" in url.hostname else url.hostname.encode("idna").decode("ascii")
+        self._host_header = (name if default_port else f"{name}:{self.port}").encode("ascii")
         self._keepalive_s = keepalive_s
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: list[_Connection] = []

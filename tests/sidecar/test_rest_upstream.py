@@ -409,3 +409,19 @@ def test_url_must_be_http() -> None:
         Http1Client("ftp://example.org")
     c = Http1Client("https://tfs.example.org/prefix/")
     assert (c.host, c.port, c.prefix) == ("tfs.example.org", 443, "/prefix")
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "header"),
+    [
+        ("http://127.0.0.1:8501", "127.0.0.1", b"127.0.0.1:8501"),
+        ("http://[::1]:8501", "::1", b"[::1]:8501"),
+        ("http://[fd00::5]", "fd00::5", b"[fd00::5]"),
+        ("https://tfs.example.org", "tfs.example.org", b"tfs.example.org"),
+        ("http://bücher.example:8080", "bücher.example", b"xn--bcher-kva.example:8080"),
+    ],
+)
+def test_host_header_names_the_server_as_the_url_does(url: str, host: str, header: bytes) -> None:
+    c = Http1Client(url)
+    assert c.host == host  # what the connection is opened to: an IPv6 literal without brackets
+    assert c._request_bytes("GET", "/v1/models/m", b"", ()).split(b"\r\n")[1] == b"Host: " + header
