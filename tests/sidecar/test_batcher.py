@@ -56,6 +56,13 @@ def run_async(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
     return wrapper
 
 
+async def keep_busy(batcher: Batcher, post: CountingPost | None = None) -> asyncio.Task[Any]:
+    """A first request that keeps the upstream busy, so the next ones wait for companions."""
+    first = asyncio.create_task(batcher.submit(1, rows(1), post))
+    await asyncio.sleep(0.01)
+    return first
+
+
 def make(upstream: EchoUpstream, enabled: bool = True) -> Batcher:
     return Batcher(upstream, Metrics(), enabled=enabled, max_size=32, max_wait_s=0.02)  # type: ignore[arg-type]
 
@@ -66,8 +73,7 @@ async def test_concurrent_requests_share_one_call_and_one_post_step() -> None:
     batcher = make(upstream)
     post = CountingPost(10.0)
     # a first request keeps the upstream busy, so the next three wait for companions and go together
-    first = asyncio.create_task(batcher.submit(1, rows(1), post))
-    await asyncio.sleep(0.01)
+    first = await keep_busy(batcher, post=post)
     results = await asyncio.gather(
         batcher.submit(1, rows(2, 3), post),
         batcher.submit(1, rows(4), post),
@@ -86,8 +92,7 @@ async def test_requests_with_different_post_steps_or_versions_are_not_mixed() ->
     upstream = EchoUpstream(delay_s=0.05)
     batcher = make(upstream)
     a, b = CountingPost(1.0), CountingPost(-1.0)
-    first = asyncio.create_task(batcher.submit(1, rows(1), a))
-    await asyncio.sleep(0.01)
+    first = await keep_busy(batcher, post=a)
     ra, rb, rc = await asyncio.gather(
         batcher.submit(1, rows(2), a), batcher.submit(1, rows(3), b), batcher.submit(2, rows(4), a)
     )
@@ -115,8 +120,7 @@ async def test_a_lone_request_gets_its_post_step(enabled: bool) -> None:
 async def test_a_failed_call_fails_every_request_in_it_with_the_same_error() -> None:
     upstream = EchoUpstream(delay_s=0.05)
     batcher = make(upstream)
-    first = asyncio.create_task(batcher.submit(1, rows(1)))
-    await asyncio.sleep(0.01)
+    first = await keep_busy(batcher)
     upstream.fail = UpstreamTimeout("model server timed out")
     results = await asyncio.gather(
         batcher.submit(1, rows(2)), batcher.submit(1, rows(3)), return_exceptions=True
@@ -157,8 +161,7 @@ async def test_calls_in_flight_never_exceed_the_limit_and_waiting_requests_go_wh
 async def test_aclose_sends_what_is_pending() -> None:
     upstream = EchoUpstream(delay_s=0.05)
     batcher = make(upstream)
-    first = asyncio.create_task(batcher.submit(1, rows(1)))
-    await asyncio.sleep(0.01)
+    first = await keep_busy(batcher)
     waiting = asyncio.create_task(batcher.submit(1, rows(2)))  # waits 20 ms for companions
     await asyncio.sleep(0)
     await batcher.aclose()
