@@ -67,7 +67,6 @@ TARGET_LIMITS = {
     "sidecar_peak_rss_mb": 150.0,  # at most, default transport
     "healthz_p99_ms_during_flood": 50.0,  # at most
 }
-FLOOD_BODY_BYTES = str(4 << 20)  # a max-size request (64 x 20,000 characters) is over the default 1 MiB
 
 
 @dataclass
@@ -177,8 +176,7 @@ class Runner:
         try:
             wait_available(server, self.s.model_name, timeout=self.s.ready_timeout_s, every=0.2)
             sidecar = start_sidecar(
-                self.s.model_base, self.s.model_name, server, self.logs, transport=_default_transport(),
-                max_body_bytes=FLOOD_BODY_BYTES,
+                self.s.model_base, self.s.model_name, server, self.logs, transport=_default_transport()
             )  # fmt: skip
             try:
                 wait_http(sidecar, "/readyz", timeout=self.s.ready_timeout_s)

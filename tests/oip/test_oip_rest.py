@@ -11,6 +11,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from preprocess_service.config import Settings
 from tests.oip.conftest import BUSINESS, SPORT, OipStack, auth
 
 
@@ -175,7 +176,8 @@ def test_rest_errors_outside_infer(oip_stack: OipStack) -> None:
     assert r.status_code == 401 and isinstance(r.json()["error"], str)
     r = httpx.get(url + "/v2/nowhere", timeout=10)
     assert r.status_code == 404 and isinstance(r.json()["error"], str)
-    big = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["x" * 2_000_000]}]}
+    over = Settings.model_fields["max_body_bytes"].default + 1
+    big = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["x" * over]}]}
     r = post(oip_stack, "/v2/models/news/infer", big)
     assert r.status_code == 413 and isinstance(r.json()["error"], str)
     # the process keeps serving after every one of them

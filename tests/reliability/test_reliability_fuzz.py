@@ -19,6 +19,8 @@ from rel_support import HOST, PROBES, Load, Proc, Stack, classify_body, http_req
 from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 
+from preprocess_service.config import Settings
+
 MIN_CASES = 1_000
 # generated examples per operation and mode; the GETs without parameters get a few positive ones
 EXAMPLES = {"POST /v1/classify": 400, "POST /classify": 200}
@@ -186,7 +188,7 @@ def test_hostile_body_far_over_limit_refused_before_read(sidecar: Proc, figures:
     assert status == 413 and json.loads(body)["error"]["code"] == "payload_too_large"
     assert headers.get("connection") == "close" and time.monotonic() - t0 < 2
     # chunked, no length: count what the server swallowed before it answered 413
-    limit = 1_048_576
+    limit: int = Settings.model_fields["max_body_bytes"].default
     sent = 0
     with socket.create_connection((HOST, port), timeout=10) as s:
         s.sendall(

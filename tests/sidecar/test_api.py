@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -106,14 +107,30 @@ def test_invalid_json_is_422(client: TestClient) -> None:
     assert r.status_code == 422 and "not valid JSON" in r.json()["error"]["message"]
 
 
+BODY_LIMIT: int = Settings.model_fields["max_body_bytes"].default
+
+
 def test_body_over_limit_is_413_before_reading(client: TestClient) -> None:
-    r = client.post("/v1/classify", content=b"x" * 2_000_000, headers={"content-type": "application/json"})
+    over = b"x" * (BODY_LIMIT + 1)
+    r = client.post("/v1/classify", content=over, headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+
+
+def test_a_request_at_the_text_limits_is_answered_under_the_default_body_limit(client: TestClient) -> None:
+    # the largest request the text limits admit, in UTF-8 with 3-byte characters (CJK), is answered, not
+    # refused for its size (until 2026-11-30 the default 1 MiB refused even an ASCII one)
+    fields = Settings.model_fields
+    texts = ["\u4e2d" * int(fields["max_chars"].default)] * int(fields["max_texts"].default)
+    body = json.dumps({"texts": texts}, ensure_ascii=False).encode()
+    assert len(body) > 3_000_000
+    r = client.post("/v1/classify", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text[:300]
+    assert len(r.json()["predictions"]) == len(texts)
 
 
 def test_chunked_body_over_limit_is_413(client: TestClient) -> None:
     def gen() -> Iterator[bytes]:
-        for _ in range(40):
+        for _ in range(BODY_LIMIT // 65536 + 2):
             yield b"x" * 65536
 
     r = client.post("/v1/classify", content=gen(), headers={"content-type": "application/json"})

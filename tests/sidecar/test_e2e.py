@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from devstack import Proc, free_port, start_model_server, start_sidecar, wait_http
+from preprocess_service.config import Settings
 
 SPORT = "The striker scored twice and the team won the cup final after extra time at the stadium."
 NEWS_LABELS = {"business", "entertainment", "politics", "sports", "tech"}
@@ -98,7 +99,9 @@ def test_e2e_client_errors_have_their_status(stack: tuple[Path, Proc, Proc]) -> 
     )
     assert httpx.post(url + "/v1/classify", json={"texts": ["a"] * 1000}).status_code == 422
     big = httpx.post(
-        url + "/v1/classify", content=b"[" * 3_000_000, headers={"content-type": "application/json"}
+        url + "/v1/classify",
+        content=b"[" * (Settings.model_fields["max_body_bytes"].default + 1),
+        headers={"content-type": "application/json"},
     )
     assert big.status_code == 413
     assert httpx.get(url + "/healthz").status_code == 200
