@@ -114,7 +114,7 @@ class Batcher:
         for item in batch:
             groups.setdefault((item.version, item.post), []).append(item)
         for (version, post), items in groups.items():
-            if capped and self._busy >= self.max_calls:  # back to the front of the line, in order
+            if capped and self._busy >= self.max_calls:  # back to the front of the line (each group in order)
                 for item in reversed(items):
                     self._pending.appendleft(item)
                     self._pending_rows += len(item.rows)
