@@ -65,7 +65,7 @@ class Lifecycle:
         self.stats: dict[tuple[int, str], VersionStats] = {}
         # labelled metric children by (version, role[, outcome or label]): prometheus_client's labels()
         # takes a lock and builds a key on every call, and this runs for every answer
-        self._children: dict[tuple[str, int, str, str], Any] = {}
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self.fallback_reason: str | None = None
         self._fallback_for: tuple[int, int] | None = None  # (canary version, declaration revision)
         self.shadow_agree = 0
@@ -207,36 +207,31 @@ class Lifecycle:
     def _observe(
         self, model: ModelVersion, role: str, ok: bool, seconds: float, answers: Sequence[Answer]
     ) -> None:
-        version = model.version
-        self._child("requests", version, role, "ok" if ok else "error").inc()
+        version, m = model.version, self.metrics
+        v = str(version)
+        self._child(m.version_requests, v, role, "ok" if ok else "error").inc()
         st = self.stats.get((version, role))
         if st is None:
             st = self.stats[(version, role)] = VersionStats()
         st.requests += 1
         st.errors += not ok
         if ok:
-            self._child("seconds", version, role).observe(seconds)
+            self._child(m.version_seconds, v, role).observe(seconds)
             counts: dict[str, int] = {}  # one metric update per label, not per text
             for a in answers:
                 counts[a.top_label] = counts.get(a.top_label, 0) + 1
             st.labels.update(counts)
             for label, n in counts.items():
-                self._child("predictions", version, role, label).inc(n)
+                self._child(m.version_predictions, v, role, label).inc(n)
         self.window(model.version, role).add(ok, seconds)
         if role == CANARY:
             self._check(model)
 
-    def _child(self, metric: str, version: int, role: str, extra: str = "") -> Any:
-        key = (metric, version, role, extra)
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric, labels)
         child = self._children.get(key)
         if child is None:
-            m = self.metrics
-            if metric == "requests":
-                child = m.version_requests.labels(str(version), role, extra)
-            elif metric == "seconds":
-                child = m.version_seconds.labels(str(version), role)
-            else:
-                child = m.version_predictions.labels(str(version), role, extra)
+            child = metric.labels(*labels)
             if len(self._children) < 4096:  # versions x roles x labels: small, but bounded anyway
                 self._children[key] = child
         return child
