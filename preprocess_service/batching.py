@@ -113,16 +113,19 @@ class Batcher:
         groups: dict[tuple[int, Post | None], list[_Item]] = {}
         for item in batch:
             groups.setdefault((item.version, item.post), []).append(item)
+        back: list[_Item] = []  # groups no call slot is left for, in the order they arrived
         for (version, post), items in groups.items():
-            if capped and self._busy >= self.max_calls:  # back to the front of the line (each group in order)
-                for item in reversed(items):
-                    self._pending.appendleft(item)
-                    self._pending_rows += len(item.rows)
+            if capped and self._busy >= self.max_calls:
+                back.extend(items)
                 continue
             self._busy += 1
             task = asyncio.create_task(self._dispatch(version, post, items))
             self._calls.add(task)
             task.add_done_callback(self._calls.discard)
+        # back to the front of the line, ahead of later arrivals, the groups in their own order
+        for item in reversed(back):
+            self._pending.appendleft(item)
+            self._pending_rows += len(item.rows)
 
     async def _dispatch(self, version: int, post: Post | None, items: list[_Item]) -> None:
         # this task serves the requests of a batch: name them

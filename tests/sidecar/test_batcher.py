@@ -166,3 +166,23 @@ async def test_aclose_sends_what_is_pending() -> None:
     await asyncio.sleep(0)
     await batcher.aclose()
     assert (await first)[0, 0] == 1.0 and (await waiting)[0, 0] == 2.0
+
+
+@run_async
+async def test_groups_left_without_a_call_slot_keep_their_arrival_order() -> None:
+    upstream = EchoUpstream(delay_s=0.05)
+    batcher = Batcher(
+        upstream,  # type: ignore[arg-type]
+        Metrics(),
+        enabled=True,
+        max_size=32,
+        max_wait_s=0.005,
+        max_concurrent_calls=2,
+    )
+    first = await keep_busy(batcher)
+    # three versions wait together; when they leave only one slot is free, so two go back in line
+    results = await asyncio.gather(*(batcher.submit(v, rows(v)) for v in (2, 3, 4)))
+    await first
+    assert [r[0, 0] for r in results] == [2.0, 3.0, 4.0]
+    assert [v for v, _ in upstream.calls] == [1, 2, 3, 4]  # not 4 before 3
+    await batcher.aclose()
