@@ -22,6 +22,10 @@ def main() -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         timeout_keep_alive=30,
         server_header=False,
+        # uvicorn trusts X-Forwarded-* only from 127.0.0.1 by default, which an Ingress controller in
+        # front of the pod never is, and nothing here reads the client's address or scheme: the
+        # middleware would only cost a layer per request (~1% of the sidecar's CPU in the profile)
+        proxy_headers=False,
         http=CoalescingHttpToolsProtocol,  # one write per response (http_protocol.py)
     )
 

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import Histogram as _Histogram
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Histogram(_Histogram):
+    """prometheus_client's Histogram, its bucket found by bisection: the sidecar observes five latencies
+    per request, and the parent walks the bucket bounds in Python (same buckets, same exposition)."""
+
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        # the parent handles exemplars, NaN (which it counts in no bucket) and a labelled parent's error
+        if exemplar or amount != amount or (self._labelnames and not self._labelvalues):
+            super().observe(amount, exemplar)
+            return
+        self._sum.inc(amount)
+        # the first bound >= amount, as the parent's loop finds it; the last bound is +Inf
+        self._buckets[bisect_left(self._upper_bounds, amount)].inc(1)
 
 
 class Metrics:
