@@ -93,7 +93,9 @@ def to_array(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
                 _first_bad(value, lambda v: isinstance(v, int) and not isinstance(v, bool)), spec
             )
         info = np.iinfo(np_dtype)
-        if arr.min() < info.min or arr.max() > info.max:
+        # an array numpy already made in the signature's dtype holds only values that fit it (JSON
+        # integers are int64 unless one overflows it): the range scan is for narrower or unsigned types
+        if arr.dtype != np_dtype and (arr.min() < info.min or arr.max() > info.max):
             raise _type_error(_first_bad(value, lambda v: info.min <= v <= info.max), spec)
         return arr.astype(np_dtype, copy=False)
     if spec.dtype.is_floating:

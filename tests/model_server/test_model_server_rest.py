@@ -143,6 +143,12 @@ def test_rest_predict_bad_json_400(rest: httpx.Client, target: Target) -> None:
     [
         ({"instances": [{"token_ids": [1.5], "token_weights": [0.5]}]}, "is not of expected type: int64"),
         ({"instances": [{"token_ids": ["a"], "token_weights": [0.5]}]}, "is not of expected type: int64"),
+        # past int64 (numpy makes it uint64), and a mix that makes numpy choose object
+        ({"instances": [{"token_ids": [2**63], "token_weights": [0.5]}]}, "is not of expected type: int64"),
+        (
+            {"instances": [{"token_ids": [-1, 2**63], "token_weights": [0.5, 0.5]}]},
+            "is not of expected type: int64",
+        ),
         ({"instances": [{"token_ids": [1], "token_weights": ["x"]}]}, "is not of expected type: float"),
         ({"instances": [{"token_ids": [1]}]}, "must only have keys"),
         (
