@@ -104,9 +104,11 @@ class RequestContext:
         children[0].inc()
         children[1].observe(elapsed)
         if path not in _QUIET or status >= 400:
-            log.info(
+            # log.info("request", extra=...)'s line, written directly while logging is as configured
+            logs.access(
+                log,
                 "request",
-                extra={
+                {
                     "request_id": state.get("request_id"),
                     "method": scope.get("method"),
                     "path": path,
