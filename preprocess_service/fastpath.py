@@ -119,7 +119,7 @@ class FastClassify:
         scope["route"] = _ROUTE  # what RequestContext names the request by in the metrics and the log
         key = headers.get(settings.client_key_header.lower().encode("latin-1"))
         try:
-            response, extra = await answer_request(
+            content, extra = await answer_request(
                 request,
                 texts,
                 model,
@@ -133,7 +133,6 @@ class FastClassify:
         except ServiceError as exc:
             await error_response(exc, request_id, PATH)(scope, _never, send)
             return True
-        content = type(response).__pydantic_serializer__.to_json(response)
         await send(
             {
                 "type": "http.response.start",

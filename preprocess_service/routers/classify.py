@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from preprocess_service import answer
+from preprocess_service import answer, response_json
 from preprocess_service.batching import Batcher
 from preprocess_service.config import Settings
 from preprocess_service.deps import BatcherDep, MetricsDep, ModelDep, SettingsDep, require_api_key
@@ -21,13 +21,8 @@ from preprocess_service.schemas import (
     ERRORS,
     ClassifyRequest,
     ClassifyResponse,
-    Explanation,
-    LabelScore,
     LegacyClassifyRequest,
     LegacyClassifyResponse,
-    ModelRef,
-    Prediction,
-    TermContribution,
 )
 
 router = APIRouter(tags=["classify"], dependencies=[Depends(require_api_key)], responses=ERRORS)
@@ -55,48 +50,6 @@ def check_options(body: ClassifyRequest, n_texts: int, model: ModelVersion, expl
             f"explain is limited to {explain_max_texts} texts per request (each costs one model row per "
             f"term); this request has {n_texts}: split it, or ask without explain"
         )
-
-
-# The answers are built here from typed values, so the response models are constructed without a
-# second validation and written straight to JSON by pydantic-core: FastAPI would otherwise validate
-# the returned model again, dump it to Python objects and encode those with the json module (together
-# a fifth of the sidecar's CPU per request, docs/bench.md). The bytes are the same.
-def to_prediction(a: Answer) -> Prediction:
-    return Prediction.model_construct(
-        label=a.label,
-        score=a.score,
-        abstained=a.abstained,
-        probabilities=a.probabilities,
-        top_k=(
-            [LabelScore.model_construct(label=lbl, score=s) for lbl, s in a.top_k]
-            if a.top_k is not None
-            else None
-        ),
-        explanation=(
-            Explanation.model_construct(
-                label=a.top_label,
-                method="occlusion",
-                terms=[
-                    TermContribution.model_construct(
-                        term=t.term, contribution=t.contribution, weight=t.weight
-                    )
-                    for t in a.explanation
-                ],
-            )
-            if a.explanation is not None
-            else None
-        ),
-    )
-
-
-def json_response(
-    model: ClassifyResponse | LegacyClassifyResponse, headers: Mapping[str, str] | None = None
-) -> Response:
-    return Response(
-        type(model).__pydantic_serializer__.to_json(model),
-        media_type="application/json",
-        headers=dict(headers) if headers else None,
-    )
 
 
 def classifier(
@@ -143,9 +96,9 @@ async def answer_request(
     lifecycle: Lifecycle,
     client_key: str | None,
     request_id: str | None,
-) -> tuple[ClassifyResponse, dict[str, str]]:
-    """``/v1/classify`` for checked texts (:func:`check_request`): the response and the headers naming
-    the version (and rollout role) that answered. Shared by the route and
+) -> tuple[bytes, dict[str, str]]:
+    """``/v1/classify`` for checked texts (:func:`check_request`): the response's JSON and the headers
+    naming the version (and rollout role) that answered. Shared by the route and
     :mod:`preprocess_service.fastpath`."""
     _log_texts(settings, request_id, texts)
     opts = Options(body.return_probabilities, body.top_k, body.min_confidence, body.explain)
@@ -153,11 +106,9 @@ async def answer_request(
     answers, model, role = await lifecycle.run(
         lifecycle.plan(model, client_key), classifier(texts, opts, batcher, metrics, settings)
     )
-    response = ClassifyResponse.model_construct(
-        model=ModelRef.model_construct(name=model.name, version=model.version),
-        predictions=[to_prediction(a) for a in answers],
-    )
-    return response, {VERSION_HEADER: str(model.version), ROLE_HEADER: role}
+    # the body written straight from the answers (response_json.py: the same bytes as the models')
+    content = response_json.classify_response(model.name, model.version, answers)
+    return content, {VERSION_HEADER: str(model.version), ROLE_HEADER: role}
 
 
 @router.post("/v1/classify", response_model=ClassifyResponse, summary="Classify one text or a batch")
@@ -174,7 +125,7 @@ async def classify(
     # error to report, and any the fast path does not take. The answer is the same either way.
     texts = check_request(body, model, settings)
     request.state.n_texts = len(texts)
-    response, headers = await answer_request(
+    content, headers = await answer_request(
         body,
         texts,
         model,
@@ -185,7 +136,7 @@ async def classify(
         client_key=request.headers.get(settings.client_key_header),
         request_id=request.state.request_id,
     )
-    return json_response(response, headers)
+    return Response(content, media_type="application/json", headers=headers)
 
 
 @router.post(
