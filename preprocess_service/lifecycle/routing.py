@@ -72,6 +72,7 @@ class Lifecycle:
         self.shadow_compared = 0
         self.shadow_dropped = 0
         self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._shown: tuple[int, int, float] | None = None  # what the role/weight gauges show (_show)
 
     # --- state ------------------------------------------------------------------------------------
     @property
@@ -106,17 +107,27 @@ class Lifecycle:
     def plan(self, stable: ModelVersion, key: str | None) -> Plan:
         canary = self.registry.canary
         ro = self.rollout
-        self.metrics.role_version.labels(STABLE).set(stable.version)
-        self.metrics.role_version.labels(CANARY).set(canary.version if canary else 0)
         if canary is None or not self.canary_active():
-            self.metrics.canary_weight.set(0)
+            self._show(stable, canary, 0)
             return Plan(stable, STABLE, stable)
         if ro.mode == "shadow":
-            self.metrics.canary_weight.set(0)
+            self._show(stable, canary, 0)
             return Plan(stable, STABLE, stable, shadow=canary)
-        self.metrics.canary_weight.set(ro.weight)
+        self._show(stable, canary, ro.weight)
         place = bucket(key) if key else random.random() * 100
         return Plan(canary, CANARY, stable) if place < ro.weight else Plan(stable, STABLE, stable)
+
+    def _show(self, stable: ModelVersion, canary: ModelVersion | None, weight: float) -> None:
+        """The role and weight gauges, written when what they show changes: plan() runs per request,
+        and three gauge writes (two through labels()) were most of its cost."""
+        shown = (stable.version, canary.version if canary else 0, weight)
+        if shown == self._shown:
+            return
+        m = self.metrics
+        m.role_version.labels(STABLE).set(shown[0])
+        m.role_version.labels(CANARY).set(shown[1])
+        m.canary_weight.set(weight)
+        self._shown = shown
 
     async def run(self, plan: Plan, call: Call) -> tuple[list[Answer], ModelVersion, str]:
         """Answers and the version (and role) that gave them."""
