@@ -3,7 +3,7 @@
 The response models (:class:`~preprocess_service.schemas.ClassifyResponse`) document the schema and
 stay the route's ``response_model``; building them per request, even unvalidated, and serialising them
 with pydantic-core cost ~12 us for a one-text answer against ~1.5 us for the same bytes from plain
-dicts and lists (docs/bench.md, change 14). ``tests/sidecar/test_response_json.py`` holds the bytes
+dicts and lists (docs/bench.md, change 15). ``tests/sidecar/test_response_json.py`` holds the bytes
 equal to the validated models' JSON: field order, null for a missing option, non-finite floats as null
 (orjson's rule and pydantic's default), the same float and string encoding."""
 
