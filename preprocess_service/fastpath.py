@@ -4,16 +4,18 @@ FastAPI's route costs about a quarter of the sidecar's CPU per request (docs/ben
 route matching over every route, solving the dependencies, parsing the content type with the email
 module, decoding the body with the json module, validating it and wrapping the response. This ASGI
 middleware, inside :class:`~preprocess_service.middleware.RequestContext` (request id, body limit,
-metrics, access log), answers a well-formed, authorised ``/v1/classify`` request itself, with the same
-functions the route calls (:func:`~preprocess_service.routers.classify.check_request` and
+metrics, access log) and in front of FastAPI's own outer layers (:mod:`preprocess_service.front`),
+answers a well-formed, authorised ``/v1/classify`` request itself, with the same functions the route
+calls (:func:`~preprocess_service.routers.classify.check_request` and
 :func:`~preprocess_service.routers.classify.answer_request`), so the two cannot drift apart.
 
 Anything else goes to the FastAPI app with the body it has read replayed: a body orjson or the request
 model refuses, a refused API key, a request over the limits, no model version ready. Those checks have no
 side effect, so the route answers them exactly as it always did (the same 401, 422 or 503 and message).
 A typed error from answering (the model server's timeout, say) is mapped by the same
-:func:`~preprocess_service.errors.error_response` as the app's handler; anything else propagates to the
-app's server-error handler, as it would from the route.
+:func:`~preprocess_service.errors.error_response` as the app's handler; anything else is answered by the
+app's server-error handler (:meth:`~preprocess_service.front.SidecarAPI.unexpected`) and re-raised, as it
+would be from the route.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from preprocess_service.deps import authorized
 from preprocess_service.errors import InvalidInput, ServiceError, error_response
+from preprocess_service.front import SidecarAPI
 from preprocess_service.routers.classify import answer_request, check_request
 from preprocess_service.schemas import ClassifyRequest
 
@@ -79,7 +81,7 @@ def _replay(first: Message, receive: Receive) -> Receive:
 
 
 class FastClassify:
-    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+    def __init__(self, app: ASGIApp, api: SidecarAPI) -> None:
         self.app = app
         self.api = api
 
@@ -92,7 +94,12 @@ class FastClassify:
         except _Disconnected as gone:
             await self.app(scope, _replay(gone.message, receive), send)
             return
-        if not await self._answer(scope, body, send):
+        try:
+            answered = await self._answer(scope, body, send)
+        except Exception as exc:  # answered as the server-error layer would, then re-raised
+            await self.api.unexpected(exc, scope, _never, send)
+            raise
+        if not answered:
             replay = {"type": "http.request", "body": body, "more_body": False}
             await self.app(scope, _replay(replay, receive), send)
 

@@ -9,13 +9,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-
 from preprocess_service import errors, logs
 from preprocess_service.api_keys import ApiKeys
 from preprocess_service.batching import Batcher
 from preprocess_service.config import Settings, load_settings
 from preprocess_service.fastpath import FastClassify
+from preprocess_service.front import SidecarAPI
 from preprocess_service.lifecycle.routing import Lifecycle
 from preprocess_service.lifecycle.source import DeclaredSource
 from preprocess_service.metrics import Metrics
@@ -36,7 +35,7 @@ Every response says which model version answered. Errors share one JSON shape: `
 
 def create_app(
     settings: Settings | None = None, upstream: Upstream | None = None, freeze_after_startup: bool = False
-) -> FastAPI:
+) -> SidecarAPI:
     """``freeze_after_startup`` is for the process entry points: once started (upstream client, hence
     TensorFlow for gRPC, and the first vectorizer loaded), every object that exists is moved out of the
     cyclic garbage collector's way with ``gc.freeze()``. They live as long as the process; without it
@@ -47,7 +46,7 @@ def create_app(
     metrics = Metrics()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: SidecarAPI) -> AsyncIterator[None]:
         client = upstream or make_upstream(settings)
         # model lifecycle: the declared versions (if configured) and the router over them
         source = DeclaredSource(settings.model_name, settings.model_config_file, settings.rollout_file)
@@ -96,7 +95,7 @@ def create_app(
             await client.aclose()
             log.info("sidecar stopped")
 
-    app = FastAPI(
+    app = SidecarAPI(
         title="Text classifier sidecar",
         version="1.0.0",
         description=DESCRIPTION,
@@ -119,14 +118,15 @@ def create_app(
     if settings.page_enabled:
         app.include_router(page.router)
     docs.install(app)
-    # inside RequestContext: request ids, the body limit, metrics and the access log as for any route
+    # in front of FastAPI's own outer layers (preprocess_service.front); the fast path inside
+    # RequestContext: request ids, the body limit, metrics and the access log as for any route
     if settings.fast_path:
-        app.add_middleware(FastClassify, api=app)
-    app.add_middleware(RequestContext, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+        app.add_front(FastClassify, api=app)
+    app.add_front(RequestContext, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app
 
 
-def __getattr__(name: str) -> FastAPI:
+def __getattr__(name: str) -> SidecarAPI:
     # `uvicorn preprocess_service.main:app` builds the app on first access, from the environment
     if name == "app":
         logs.configure(load_settings().log_level)

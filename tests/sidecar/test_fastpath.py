@@ -148,3 +148,40 @@ def test_metrics_and_the_access_log_name_the_route(
     assert record.path == "/v1/classify" and record.status == 200 and record.texts == 2  # type: ignore[attr-defined]
     metrics = fast.get("/metrics").text
     assert 'sidecar_requests_total{method="POST",route="/v1/classify",status="200"} 1.0' in metrics
+
+
+def test_an_unexpected_error_gets_the_server_error_handlers_answer_with_its_request_id(
+    model_base: Path, taken: list[bool], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fast path sits in front of FastAPI's server-error layer (preprocess_service.front), so it
+    calls the app's handler itself: the same 500 body as the route's, the request id in the body, the
+    header and the log line, the 500 counted, and the next request served."""
+
+    def make(fast: bool) -> TestClient:
+        settings = Settings(  # type: ignore[call-arg]
+            model_base_path=model_base, model_name="news", version_poll_s=0.1, fast_path=fast
+        )
+        app = create_app(settings, upstream=SavedModelUpstream(model_base / "news"))
+        return TestClient(app, raise_server_exceptions=False)
+
+    with make(True) as fast, make(False) as route, caplog.at_level("ERROR", logger="preprocess_service"):
+        for c in (fast, route):
+            c.app.state.upstream.fail = RuntimeError("a bug, not a typed error")  # type: ignore[attr-defined]
+            r = c.post("/v1/classify", json={"text": SPORT}, headers={"x-request-id": "rid-500-check"})
+            assert r.status_code == 500, r.text
+            assert r.json() == {
+                "error": {
+                    "code": "internal",
+                    "message": "internal error; see the server log",
+                    "request_id": "rid-500-check",
+                }
+            }
+            assert r.headers["x-request-id"] == "rid-500-check"
+            metrics = c.get("/metrics").text
+            assert 'sidecar_requests_total{method="POST",route="/v1/classify",status="500"} 1.0' in metrics
+            c.app.state.upstream.fail = None  # type: ignore[attr-defined]
+            assert c.post("/v1/classify", json={"text": SPORT}).status_code == 200
+    # the fast path's failing request raised out of _answer (so the spy saw no result); the next it answered
+    assert taken == [True]
+    logged = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert [getattr(r, "request_id", None) for r in logged] == ["rid-500-check", "rid-500-check"]
