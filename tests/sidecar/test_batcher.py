@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -185,4 +186,78 @@ async def test_groups_left_without_a_call_slot_keep_their_arrival_order() -> Non
     await first
     assert [r[0, 0] for r in results] == [2.0, 3.0, 4.0]
     assert [v for v, _ in upstream.calls] == [1, 2, 3, 4]  # not 4 before 3
+    await batcher.aclose()
+
+
+class RecordingVectorizer:
+    """A text's row is [its length, 100 + its length]; records each text and the thread it ran on."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.fail_on = fail_on
+
+    def __call__(self, text: str) -> tuple[list[int], list[float]]:
+        self.seen.append((text, threading.current_thread().name))
+        if text == self.fail_on:
+            raise ValueError(f"cannot vectorize {text!r}")
+        return [len(text), 100 + len(text)], [0.5, 0.5]
+
+
+@run_async
+async def test_texts_are_vectorized_together_when_their_batch_departs() -> None:
+    upstream = EchoUpstream(delay_s=0.05)
+    batcher = make(upstream)
+    vec = RecordingVectorizer()
+    first = await keep_busy(batcher)
+    pending = [
+        asyncio.create_task(batcher.submit_texts(1, texts, vec)) for texts in (["a", "bb"], ["ccc"], ["dddd"])
+    ]
+    await asyncio.sleep(0)  # all three joined the batch, which waits for companions: nothing vectorized
+    assert vec.seen == []
+    results = await asyncio.gather(*pending)
+    await first
+    main = threading.main_thread().name
+    assert vec.seen == [("a", main), ("bb", main), ("ccc", main), ("dddd", main)]  # in arrival order
+    assert upstream.calls == [(1, 1), (1, 4)]  # one call for the three requests
+    assert [probs[:, 0].tolist() for probs, _, _ in results] == [[1.0, 2.0], [3.0], [4.0]]
+    assert [rows for _, rows, _ in results] == [
+        [([1, 101], [0.5, 0.5]), ([2, 102], [0.5, 0.5])],
+        [([3, 103], [0.5, 0.5])],
+        [([4, 104], [0.5, 0.5])],
+    ]
+    assert all(seconds > 0 for _, _, seconds in results)
+    await batcher.aclose()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+@run_async
+async def test_texts_over_the_inline_limit_are_vectorized_on_the_vectorizing_thread(enabled: bool) -> None:
+    upstream = EchoUpstream()
+    batcher = Batcher(upstream, Metrics(), enabled=enabled, max_size=32, max_wait_s=0.02, inline_chars=10)  # type: ignore[arg-type]
+    vec = RecordingVectorizer()
+    small, _, _ = await batcher.submit_texts(1, ["abc", "defg"], vec)
+    large, _, _ = await batcher.submit_texts(1, ["x" * 6, "y" * 6], vec)
+    threads = [thread for _, thread in vec.seen]
+    assert threads[:2] == [threading.main_thread().name] * 2
+    # a lone request with batching off vectorizes inline: only a batch moves it off the loop
+    if enabled:
+        assert all(t.startswith("vectorize") for t in threads[2:]), threads
+    assert (small[:, 0].tolist(), large[:, 0].tolist()) == ([3.0, 4.0], [6.0, 6.0])
+    await batcher.aclose()
+
+
+@run_async
+async def test_a_text_that_fails_to_vectorize_fails_its_batch_and_the_next_batch_is_served() -> None:
+    upstream = EchoUpstream(delay_s=0.02)
+    batcher = make(upstream)
+    vec = RecordingVectorizer(fail_on="bad")
+    first = await keep_busy(batcher)
+    results = await asyncio.gather(
+        batcher.submit_texts(1, ["ok"], vec), batcher.submit_texts(1, ["bad"], vec), return_exceptions=True
+    )
+    await first
+    assert [type(r) for r in results] == [ValueError, ValueError] and results[0] is results[1]
+    assert upstream.calls == [(1, 1)]  # the failed batch never reached the model server
+    probs, _, _ = await batcher.submit_texts(1, ["fine"], vec)
+    assert probs[:, 0].tolist() == [4.0]
     await batcher.aclose()
