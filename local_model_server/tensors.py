@@ -112,9 +112,13 @@ def to_array(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
                     f"Cannot convert JSON value: {_short(bad)} to {target} without loss of precision."
                 )
         elif spec.dtype != tf.float64:
-            finite = np.isfinite(arr)
-            if (np.abs(arr[finite]) > np.finfo(np_dtype).max).any():
-                bad = _first_bad(value, lambda v: not np.isfinite(v) or abs(v) <= np.finfo(np_dtype).max)
+            # one pass settles the usual array (every value finite and in range); NaN or infinity make
+            # the maximum NaN or inf and take the exact check, which lets them through as TF Serving does
+            fmax = np.finfo(np_dtype).max
+            with np.errstate(invalid="ignore"):
+                usual = bool(np.abs(arr).max() <= fmax)
+            if not usual and (np.abs(arr[np.isfinite(arr)]) > fmax).any():
+                bad = _first_bad(value, lambda v: not np.isfinite(v) or abs(v) <= fmax)
                 raise invalid(
                     f"Cannot convert JSON value: {_short(bad)} to {target} without loss of precision."
                 )

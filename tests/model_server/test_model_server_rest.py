@@ -150,6 +150,15 @@ def test_rest_predict_bad_json_400(rest: httpx.Client, target: Target) -> None:
             "is not of expected type: int64",
         ),
         ({"instances": [{"token_ids": [1], "token_weights": ["x"]}]}, "is not of expected type: float"),
+        # past float32's range, either sign, beside values in range
+        (
+            {"instances": [{"token_ids": [1, 2], "token_weights": [0.5, 1e39]}]},
+            "to float without loss of precision",
+        ),
+        (
+            {"instances": [{"token_ids": [1, 2], "token_weights": [-4e38, 0.5]}]},
+            "to float without loss of precision",
+        ),
         ({"instances": [{"token_ids": [1]}]}, "must only have keys"),
         (
             {"instances": [{"token_ids": [1], "token_weights": [1.0], "extra": [1]}]},
