@@ -1,7 +1,9 @@
 """Where the sidecar's CPU goes under load: py-spy samples the sidecar (or, with ``--process
 model-server``, the model server behind it) while the load generator drives the sidecar, and the samples
 are summed by the module of the innermost frame (own time) and by the project's own functions anywhere on
-the stack (inclusive time).
+the stack (inclusive time). It also reports the sidecar's CPU over the model server's in the same window:
+both move together with this VM's speed, so that ratio tells an A/B of the sidecar's code apart where
+CPU seconds alone do not (docs/bench.md, change 18).
 
 ``python -m bench.profile [--transport rest] [--concurrency 32] [--duration 8] [--process sidecar]``
 (needs ``py-spy``, a dev dependency, and ptrace rights over the process: root, or
@@ -103,9 +105,15 @@ def run(transport: str, concurrency: int, duration_s: float, models: Path, name:
                  "--duration", str(int(duration_s)), "--output", str(raw)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
-            cpu0 = procstat.cpu_seconds(pid)
+            # both processes' CPU: in the same window they speed up and slow down together with this
+            # VM, so the sidecar's over the model server's cancels most of that drift in an A/B
+            cpu0, side0, server0 = (
+                procstat.cpu_seconds(p) for p in (pid, sidecar.popen.pid, server.popen.pid)
+            )
             r = loop.run_until_complete(loadgen.run_load(HOST, port, requests, concurrency, duration_s))
             cpu = procstat.cpu_seconds(pid) - cpu0
+            side_cpu = procstat.cpu_seconds(sidecar.popen.pid) - side0
+            server_cpu = procstat.cpu_seconds(server.popen.pid) - server0
             if spy is not None:
                 spy.wait(timeout=duration_s + 30)
             loop.close()
@@ -120,6 +128,7 @@ def run(transport: str, concurrency: int, duration_s: float, models: Path, name:
         "throughput_rps": r.throughput_rps,
         "p99_ms": r.latency_ms.get("p99"),
         f"{process.replace('-', '_')}_cpu_ms_per_request": round(cpu / max(1, r.requests) * 1000, 4),
+        "sidecar_over_model_server_cpu": round(side_cpu / server_cpu, 3) if server_cpu else None,
         "note": "sampled by py-spy (--nonblocking) while measured: the sampler costs CPU on the same cores"
         if sample
         else "not sampled",
