@@ -69,7 +69,7 @@ class _Item:
     )
 
 
-def _vectorize(items: Sequence[_Item]) -> None:
+def _vectorize_items(items: Sequence[_Item]) -> None:
     """Every text item's rows, back to back (the vocabulary stays in cache from one text to the next)."""
     clock = time.perf_counter
     for item in items:
@@ -124,13 +124,13 @@ class Batcher:
         """:meth:`submit` for ``texts``, vectorized with ``vectorize`` when their batch departs, with
         the other requests' texts. Returns the probabilities, the rows and the seconds these texts took
         to vectorize."""
-        if not self.enabled or len(texts) >= self.max_size:
-            item = _Item(version, (), len(texts), post, texts, vectorize)
-            _vectorize([item])
-            return await self._call(version, item.rows, post), list(item.rows), item.vectorize_s
         item = _Item(version, (), len(texts), post, texts, vectorize)
-        self._join(item)
-        probs = await item.future
+        if not self.enabled or len(texts) >= self.max_size:
+            _vectorize_items([item])
+            probs = await self._call(version, item.rows, post)
+        else:
+            self._join(item)
+            probs = await item.future
         return probs, list(item.rows), item.vectorize_s
 
     def _join(self, item: _Item) -> None:
@@ -215,9 +215,9 @@ class Batcher:
         if not texts:
             return
         if sum(len(t) for item in texts for t in item.texts or ()) <= self.inline_chars:
-            _vectorize(texts)
+            _vectorize_items(texts)
             return
-        await asyncio.get_running_loop().run_in_executor(vectorizing_thread(), _vectorize, texts)
+        await asyncio.get_running_loop().run_in_executor(vectorizing_thread(), _vectorize_items, texts)
 
     async def aclose(self) -> None:
         """Send what is still pending (slots or not) and wait for every call in flight."""
