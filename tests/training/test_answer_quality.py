@@ -84,8 +84,13 @@ def _check(result: RunResult, dataset: str, n_docs: int | None) -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"answers-{dataset}.json").write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
     print(f"{dataset}: {orjson.dumps(figures).decode()}")
-    # scaling fitted on validation must not make test calibration worse (beyond noise)
-    assert cal["test_ece_after"] <= cal["test_ece_before"] + 0.005, cal
+    # scaling fitted on validation must not make test calibration worse beyond noise: by at most two
+    # standard errors of the change (a paired bootstrap over the test texts, in metrics.json), and never
+    # by more than 0.02. A fixed 0.005 was tighter than the noise: the same code trained on another CPU
+    # type gave T = 0.43 and 0.0121 -> 0.0195 (0.0075 worse) where the bootstrap puts one standard error
+    # at 0.007
+    worse = cal["test_ece_after"] - cal["test_ece_before"]
+    assert worse <= min(0.02, max(0.005, 2 * cal["test_ece_change_se"])), cal
     assert deletion["share_top_beats_random"] >= 0.90, deletion
     return figures
 
