@@ -8,7 +8,8 @@ request of 64 texts of 20,000 characters, which would stall every other request 
 included) that long. Above ``OFFLOAD_CHARS`` characters it runs on one dedicated worker thread
 instead: the loop keeps serving while the GIL switches between them (every 5 ms at most), and one
 thread, not a pool, so large requests queue behind each other rather than multiply the GIL's
-contenders."""
+contenders. Smaller requests without an explanation hand their texts to the batcher instead, which
+vectorizes a batch's texts together when it departs (batching.py: the vocabulary stays in cache)."""
 
 from __future__ import annotations
 
