@@ -6,7 +6,7 @@ import uvicorn
 
 from preprocess_service import logs
 from preprocess_service.config import load_settings
-from preprocess_service.http_protocol import CoalescingHttpToolsProtocol
+from preprocess_service.http_protocol import SidecarHttpProtocol
 from preprocess_service.main import create_app
 
 
@@ -26,7 +26,7 @@ def main() -> None:
         # front of the pod never is, and nothing here reads the client's address or scheme: the
         # middleware would only cost a layer per request (~1% of the sidecar's CPU in the profile)
         proxy_headers=False,
-        http=CoalescingHttpToolsProtocol,  # one write per response (http_protocol.py)
+        http=SidecarHttpProtocol,  # one write per response, the lane (http_protocol.py)
     )
 
 

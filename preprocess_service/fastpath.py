@@ -20,7 +20,7 @@ would be from the route.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from preprocess_service.deps import authorized
 from preprocess_service.errors import InvalidInput, ServiceError, error_response
 from preprocess_service.front import SidecarAPI
+from preprocess_service.registry import ModelVersion
 from preprocess_service.routers.classify import answer_request, check_request
 from preprocess_service.schemas import ClassifyRequest
 
@@ -40,7 +41,14 @@ class _Route:
     path = PATH
 
 
-_ROUTE = _Route()
+ROUTE = _Route()
+
+
+class Checked(NamedTuple):
+    request: ClassifyRequest
+    texts: list[str]
+    model: ModelVersion
+    client_key: str | None
 
 
 def _is_json(content_type: bytes | None) -> bool:
@@ -105,54 +113,66 @@ class FastClassify:
 
     async def _answer(self, scope: Scope, body: bytes, send: Send) -> bool:
         """Answer the request, or return False (having done nothing) for the route to answer it."""
+        headers = dict(reversed(scope["headers"]))  # the first of a repeated header, as Starlette reads it
+        checked = self.check(headers, body)
+        if checked is None:
+            return False
+        req_state: dict[str, Any] = scope.setdefault("state", {})
+        req_state["n_texts"] = len(checked.texts)
+        scope["route"] = ROUTE  # what RequestContext names the request by in the metrics and the log
+        status, response_headers, content = await self.respond(checked, req_state.get("request_id"))
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": content})
+        return True
+
+    def check(self, headers: dict[bytes, bytes], body: bytes) -> Checked | None:
+        """The request, checked as the route would check it, or None (nothing done) for the route to
+        answer: a content type it parses otherwise, a refused key, no version ready, a body it refuses.
+        ``headers``: lower-case names, the first of a repeated header."""
         state = self.api.state
         settings = state.settings
-        headers = dict(reversed(scope["headers"]))  # the first of a repeated header, as Starlette reads it
         if not _is_json(headers.get(b"content-type")):
-            return False
+            return None
         if not authorized(state.api_keys, headers.get(b"authorization", b"").decode("latin-1")):
-            return False
+            return None
         model = state.registry.current
         if model is None:
-            return False
+            return None
         try:
             request = ClassifyRequest.model_validate(orjson.loads(body))
             texts = check_request(request, model, settings)
         except (orjson.JSONDecodeError, ValidationError, InvalidInput):
-            return False
-        req_state: dict[str, Any] = scope.setdefault("state", {})
-        request_id = req_state.get("request_id")
-        req_state["n_texts"] = len(texts)
-        scope["route"] = _ROUTE  # what RequestContext names the request by in the metrics and the log
+            return None
         key = headers.get(settings.client_key_header.lower().encode("latin-1"))
+        return Checked(request, texts, model, key.decode("latin-1") if key is not None else None)
+
+    async def respond(
+        self, checked: Checked, request_id: str | None
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The answer to a checked request: status, headers and body; a typed error (the model server's
+        timeout, say) as :func:`~preprocess_service.errors.error_response` maps it. Anything else raises."""
+        state = self.api.state
         try:
             content, extra = await answer_request(
-                request,
-                texts,
-                model,
-                settings=settings,
+                checked.request,
+                checked.texts,
+                checked.model,
+                settings=state.settings,
                 batcher=state.batcher,
                 metrics=state.metrics,
                 lifecycle=state.lifecycle,
-                client_key=key.decode("latin-1") if key is not None else None,
+                client_key=checked.client_key,
                 request_id=request_id,
             )
         except ServiceError as exc:
-            await error_response(exc, request_id, PATH)(scope, _never, send)
-            return True
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-length", str(len(content)).encode()),
-                    (b"content-type", b"application/json"),
-                    *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": content})
-        return True
+            error = error_response(exc, request_id, PATH)
+            return error.status_code, list(error.raw_headers), bytes(error.body)
+        headers = [
+            (b"content-length", str(len(content)).encode()),
+            (b"content-type", b"application/json"),
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()),
+        ]
+        return 200, headers, content
 
 
 async def _never() -> Message:

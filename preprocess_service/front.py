@@ -27,14 +27,17 @@ class SidecarAPI(FastAPI):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._front: ASGIApp = self._app
+        # the HTTP protocol's lane for POST /v1/classify (fastlane.Lane), set by create_app when on
+        self.lane: Any = None
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         await super().__call__(scope, receive, send)
 
-    def add_front(self, middleware: Any, **options: Any) -> None:
+    def add_front(self, middleware: Any, **options: Any) -> Any:
         """``middleware(app, **options)`` around everything added so far (the last added is outermost),
-        FastAPI's own layers included."""
+        FastAPI's own layers included; returns it."""
         self._front = middleware(self._front, **options)
+        return self._front
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._front(scope, receive, send)

@@ -13,6 +13,7 @@ from preprocess_service import errors, logs
 from preprocess_service.api_keys import ApiKeys
 from preprocess_service.batching import Batcher
 from preprocess_service.config import Settings, load_settings
+from preprocess_service.fastlane import Lane
 from preprocess_service.fastpath import FastClassify
 from preprocess_service.front import SidecarAPI
 from preprocess_service.lifecycle.routing import Lifecycle
@@ -120,9 +121,11 @@ def create_app(
     docs.install(app)
     # in front of FastAPI's own outer layers (preprocess_service.front); the fast path inside
     # RequestContext: request ids, the body limit, metrics and the access log as for any route
-    if settings.fast_path:
-        app.add_front(FastClassify, api=app)
-    app.add_front(RequestContext, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    fast = app.add_front(FastClassify, api=app) if settings.fast_path else None
+    context = app.add_front(RequestContext, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    if fast is not None and settings.fast_lane:
+        # used by the HTTP protocol of `python -m preprocess_service` (http_protocol.SidecarHttpProtocol)
+        app.lane = Lane(app, context, fast)
     return app
 
 

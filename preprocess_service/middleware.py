@@ -21,6 +21,16 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET = {"/healthz", "/readyz", "/metrics"}
 
 
+def request_id_for(given: bytes | None) -> str:
+    """The client's ``X-Request-ID`` when it is a sane one, else 32 random hex digits (uuid4().hex's
+    shape at a third of its cost)."""
+    if given is not None:
+        rid = given.decode("latin-1")
+        if _REQUEST_ID.match(rid):
+            return rid
+    return os.urandom(16).hex()
+
+
 class BodyTooLarge(HTTPException):
     """Raised from ``receive`` as soon as a streamed body passes the limit. An HTTPException because
     FastAPI turns any other exception raised while reading the body into a 400."""
@@ -43,9 +53,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        rid_raw = headers.get(b"x-request-id", b"").decode("latin-1")
-        # 32 random hex digits, uuid4().hex's shape at a third of its cost
-        rid = rid_raw if _REQUEST_ID.match(rid_raw) else os.urandom(16).hex()
+        rid = request_id_for(headers.get(b"x-request-id"))
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = rid
         started = time.perf_counter()
@@ -61,7 +69,7 @@ class RequestContext:
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             await self._reject(scope, receive, send_wrapper, rid, int(declared))
-            self._observe(scope, 413, started, state)
+            self.observe(scope, 413, started, state)
             return
 
         seen = 0
@@ -84,14 +92,14 @@ class RequestContext:
                 await self._reject(scope, receive, send_wrapper, rid, seen)
         finally:
             self.metrics.in_flight.dec()
-            self._observe(scope, status["code"] or 500, started, state)
+            self.observe(scope, status["code"] or 500, started, state)
             logs.request_id.reset(rid_token)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, rid: str, size: int) -> None:
         too_large = PayloadTooLarge(f"request body over {self.max_body} bytes (got {size}+)")
         await error_response(too_large, rid, scope.get("path", ""))(scope, receive, send)
 
-    def _observe(self, scope: Scope, status: int, started: float, state: dict[str, Any]) -> None:
+    def observe(self, scope: Scope, status: int, started: float, state: dict[str, Any]) -> None:
         elapsed = time.perf_counter() - started
         route = scope.get("route")
         path = getattr(route, "path", None) or ("unmatched" if status == 404 else scope.get("path", ""))
