@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--targets", default=",".join(TARGETS))
     run.add_argument("--no-flood", action="store_true", help="skip /healthz under maximum-size requests")
     run.add_argument("--raw", type=Path, default=Path("bench/raw"), help="logs and scratch (git-ignored)")
+    run.add_argument(
+        "--pairs",
+        type=int,
+        default=None,
+        help="rounds of the ceiling and the default configuration back to back at c=32, for the ratio "
+        "targets (default 3; smoke: 1 at its highest level; 0: the sweep's windows instead)",
+    )
     run.add_argument("--out", type=Path, default=None, help="default bench/results.json (smoke: under --raw)")
     run.add_argument("--plot", type=Path, default=None, help="default bench/results.png (smoke: under --raw)")
     bod = sub.add_parser("bodies", help="write the request bodies for the wrk cross-check (wrk_classify.lua)")
@@ -101,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         raw_dir=args.raw,
         mode="smoke" if smoke else "full",
         flood=not args.no_flood,
+        paired_rounds=args.pairs if args.pairs is not None else (1 if smoke else 3),
+        paired_concurrency=max(int(c) for c in levels.split(",")) if smoke else 32,
     )
     unknown = set(settings.targets) - set(TARGETS)
     if unknown:

@@ -52,6 +52,15 @@ def checks(result: dict[str, Any]) -> str:
         op = ">=" if "at_least" in v else "<="
         verdict = {True: "MET", False: "MISSED", None: "not measured"}[v["met"]]
         lines.append(f"  {name:32s} {v['value']!s:>10} (target {op} {v['limit']})  {verdict}")
+    if "ratios_to_ceiling_from" in c:
+        lines.append(f"  the three ratios to the ceiling are from: {c['ratios_to_ceiling_from']}")
+        lines.append(f"  the sweep's c=32 windows gave: {c.get('sweep_c32_ratios_to_ceiling')}")
+    for i, r in enumerate(result.get("paired", {}).get("rounds", [])):
+        side, ceil = r["sidecar"], r["inproc"]
+        cpu = f"{side['front_cpu_ms_per_request']} / {ceil['cpu_ms_per_request']} ms = {r['cpu_ratio']}"
+        rps = f"{side['throughput_rps']} / {ceil['throughput_rps']} = {r['throughput_ratio']}"
+        p99 = f"{side['latency_ms'].get('p99')} / {ceil['latency_ms'].get('p99')} ms = {r['p99_ratio']}"
+        lines.append(f"  paired round {i + 1}: CPU {cpu}, req/s {rps}, p99 {p99}")
     lines.append(f"  peak RSS by sidecar configuration (MB): {c.get('peak_rss_mb_by_transport')}")
     lines.append(
         f"  throughput at c=32 over the unbatched baseline: {c.get('throughput_c32_vs_unbatched_baseline')}"

@@ -27,6 +27,8 @@ def smoke_result(
         raw_dir=tmp_path_factory.mktemp("bench_raw"),
         mode="smoke",
         ready_timeout_s=240,
+        paired_rounds=2,
+        paired_concurrency=4,
     )
     return Runner(settings, docs, emit=lambda _line: None).run()
 
@@ -101,3 +103,42 @@ def test_bench_smoke_runs_the_fair_baseline_and_the_flood(smoke_result: dict) ->
     assert flood["healthz"]["requests"] > 0 and flood["healthz"]["errors"] == 0
     sk = smoke_result["sklearn_transform_one_doc"]
     assert sk["us_best"] > 0 and sk["same_weights_as_textvec"] is True
+
+
+def test_bench_smoke_measures_the_ceiling_and_the_default_back_to_back(smoke_result: dict) -> None:
+    paired = smoke_result["paired"]
+    assert paired["concurrency"] == 4 and paired["target"] == "sidecar_rest_batch"
+    assert len(paired["rounds"]) == 2
+    for r in paired["rounds"]:
+        side, ceiling = r["sidecar"], r["inproc"]
+        assert side["concurrency"] == ceiling["concurrency"] == 4
+        assert side["requests"] > 0 and side["errors"] == 0 and ceiling["throughput_rps"] > 0
+        assert r["cpu_ratio"] == round(side["front_cpu_ms_per_request"] / ceiling["cpu_ms_per_request"], 3)
+        assert r["throughput_ratio"] == round(side["throughput_rps"] / ceiling["throughput_rps"], 3)
+        assert r["p99_ratio"] == round(side["latency_ms"]["p99"] / ceiling["latency_ms"]["p99"], 3)
+    for key in ("cpu_ratio", "throughput_ratio", "p99_ratio"):
+        values = sorted(r[key] for r in paired["rounds"])
+        assert paired["median"][key] == round((values[0] + values[1]) / 2, 3)
+    # not at c=32, so the targets do not use them (the smoke run has no c=32 level to compare)
+    checks = smoke_result["targets_check"]
+    assert checks["ratios_to_ceiling_from"] == "the sweep's c=32 windows"
+    assert "paired round 2:" in report.checks(smoke_result)
+
+
+def test_the_ratio_targets_use_the_paired_rounds_at_c32(smoke_result: dict) -> None:
+    from bench.runner import evaluate
+
+    result = orjson.loads(orjson.dumps(smoke_result))
+    result["paired"]["concurrency"] = 32
+    result["paired"]["median"] = {"cpu_ratio": 1.05, "throughput_ratio": 0.4, "p99_ratio": 2.5}
+    checks = evaluate(result)
+    assert checks["ratios_to_ceiling_from"] == "paired rounds at c=32 (median)"
+    assert (
+        checks["cpu_per_request_c32_vs_inproc"]["value"],
+        checks["cpu_per_request_c32_vs_inproc"]["met"],
+    ) == (
+        1.05,
+        True,
+    )
+    assert checks["throughput_c32_vs_inproc"]["met"] is False
+    assert checks["p99_c32_vs_inproc"]["met"] is False
