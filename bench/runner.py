@@ -12,6 +12,7 @@ CPU count belongs to one configuration."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -19,7 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,28 @@ class Runner:
         self.check_docs = docs[:12]
         self._dense_exported = False
 
+    # -- the stack under test ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _model_server(self, base: Path | None = None, *extra: str) -> Iterator[Proc]:
+        """A model server on ``base`` (default: the models under test), available, stopped on exit."""
+        base = base if base is not None else self.s.model_base
+        server = start_model_server(base / self.s.model_name, self.s.model_name, self.logs, *extra)
+        try:
+            wait_available(server, self.s.model_name, timeout=self.s.ready_timeout_s, every=0.2)
+            yield server
+        finally:
+            server.stop()
+
+    @contextlib.contextmanager
+    def _sidecar(self, server: Proc, **options: Any) -> Iterator[Proc]:
+        """A sidecar in front of ``server`` (``options``: start_sidecar's), ready, stopped on exit."""
+        sidecar = start_sidecar(self.s.model_base, self.s.model_name, server, self.logs, **options)
+        try:
+            wait_http(sidecar, "/readyz", timeout=self.s.ready_timeout_s)
+            yield sidecar
+        finally:
+            sidecar.stop()
+
     # -- one HTTP target at every concurrency -------------------------------------------------------
     def _drive(self, target: str, front: Proc, server: Proc) -> dict[str, Any]:
         requests = loadgen.build_requests(HOST, front.ports["http"], "/v1/classify", self.bodies)
@@ -186,23 +209,12 @@ class Runner:
         transport = _default_transport()
         target = f"sidecar_{transport}_batch"
         rounds = []
-        server = start_model_server(self.s.model_base / self.s.model_name, self.s.model_name, self.logs)
-        try:
-            wait_available(server, self.s.model_name, timeout=self.s.ready_timeout_s, every=0.2)
-            sidecar = start_sidecar(
-                self.s.model_base, self.s.model_name, server, self.logs, transport=transport
-            )
-            try:
-                wait_http(sidecar, "/readyz", timeout=self.s.ready_timeout_s)
-                requests = loadgen.build_requests(HOST, sidecar.ports["http"], "/v1/classify", self.bodies)
-                for i in range(self.s.paired_rounds):
-                    ceiling = self.inproc(version_dir, docs_path, (c,), f"inproc_paired_{i}")["runs"][0]
-                    side = self._window(target, sidecar, server, requests, c)
-                    rounds.append({"inproc": ceiling, "sidecar": side, **_pair_ratios(side, ceiling)})
-            finally:
-                sidecar.stop()
-        finally:
-            server.stop()
+        with self._model_server() as server, self._sidecar(server, transport=transport) as sidecar:
+            requests = loadgen.build_requests(HOST, sidecar.ports["http"], "/v1/classify", self.bodies)
+            for i in range(self.s.paired_rounds):
+                ceiling = self.inproc(version_dir, docs_path, (c,), f"inproc_paired_{i}")["runs"][0]
+                side = self._window(target, sidecar, server, requests, c)
+                rounds.append({"inproc": ceiling, "sidecar": side, **_pair_ratios(side, ceiling)})
         median = {k: round(statistics.median(r[k] for r in rounds), 3) for k in PAIR_RATIOS}
         self.emit(f"  paired rounds at c={c} ({target} / inproc), medians: {median}")
         return {"concurrency": c, "target": target, "rounds": rounds, "median": median}
@@ -213,24 +225,10 @@ class Runner:
 
         defaults = Settings.model_fields
         texts, chars = int(defaults["max_texts"].default), int(defaults["max_chars"].default)
-        server = start_model_server(self.s.model_base / self.s.model_name, self.s.model_name, self.logs)
-        try:
-            wait_available(server, self.s.model_name, timeout=self.s.ready_timeout_s, every=0.2)
-            sidecar = start_sidecar(
-                self.s.model_base, self.s.model_name, server, self.logs, transport=_default_transport()
-            )  # fmt: skip
-            try:
-                wait_http(sidecar, "/readyz", timeout=self.s.ready_timeout_s)
-                res = flood.measure(
-                    self.loop, sidecar.ports["http"], self.docs, texts, chars, self.s.duration_s
-                )
-                res["sidecar_peak_rss_mb"] = round(
-                    procstat.memory_kb(sidecar.popen.pid).get("VmHWM", 0) / 1024, 1
-                )
-            finally:
-                sidecar.stop()
-        finally:
-            server.stop()
+        with self._model_server() as server, self._sidecar(server, transport=_default_transport()) as sidecar:
+            res = flood.measure(self.loop, sidecar.ports["http"], self.docs, texts, chars, self.s.duration_s)
+            peak_kb = procstat.memory_kb(sidecar.popen.pid).get("VmHWM", 0)
+            res["sidecar_peak_rss_mb"] = round(peak_kb / 1024, 1)
         h, f = res["healthz"], res["flood"]
         if f["errors"] or h["errors"] or not f["requests"]:
             raise RuntimeError(f"the flood measurement failed: flood {f}, healthz {h}")
@@ -244,34 +242,21 @@ class Runner:
     def sidecars(self, version_dir: Path, wanted: list[str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
         out: dict[str, Any] = {}
         labels: dict[str, list[str]] = {}
-        server = start_model_server(self.s.model_base / self.s.model_name, self.s.model_name, self.logs)
-        try:
-            wait_available(server, self.s.model_name, timeout=self.s.ready_timeout_s, every=0.2)
+        with self._model_server() as server:
             for target in wanted:
                 _, transport, batching = target.split("_")
-                sidecar = start_sidecar(
-                    self.s.model_base, self.s.model_name, server, self.logs, transport=transport,
-                    batch_enabled="true" if batching == "batch" else "false",
-                )  # fmt: skip
-                try:
-                    wait_http(sidecar, "/readyz", timeout=self.s.ready_timeout_s)
+                batch_enabled = "true" if batching == "batch" else "false"
+                with self._sidecar(server, transport=transport, batch_enabled=batch_enabled) as sidecar:
                     labels[target] = _labels_of(sidecar.url() + "/v1/classify", self.check_docs)
                     out[target] = {"transport": transport, "batching": batching == "batch"}
                     out[target] |= self._drive(target, sidecar, server)
-                finally:
-                    sidecar.stop()
-        finally:
-            server.stop()
         return out, labels
 
     def dense(self, version_dir: Path, target: str) -> tuple[dict[str, Any], list[str]]:
         dense_base = self.dense_export(version_dir)
         batching = target == "dense_rest_batch"
         extra = server_batching.batching_args(self.s.raw_dir) if batching else []
-        server = start_model_server(dense_base / self.s.model_name, self.s.model_name, self.logs, *extra)
-        front = None
-        try:
-            wait_available(server, self.s.model_name, timeout=self.s.ready_timeout_s, every=0.2)
+        with self._model_server(dense_base, *extra) as server:
             port = free_port()
             front = spawn(
                 f"dense_baseline_{port}",
@@ -280,18 +265,17 @@ class Runner:
                  "--upstream", server.url()],
                 self.logs,
             )  # fmt: skip
-            front.ports = {"http": port}
-            wait_http(front, "/healthz", timeout=self.s.ready_timeout_s)
-            labels = _labels_of(front.url() + "/v1/classify", self.check_docs)
-            result = {
-                "transport": "rest-dense",
-                "batching": False,
-                "model_server_batching": server_batching.BATCHING_PARAMETERS if batching else None,
-            } | self._drive(target, front, server)
-        finally:
-            if front is not None:
+            try:
+                front.ports = {"http": port}
+                wait_http(front, "/healthz", timeout=self.s.ready_timeout_s)
+                labels = _labels_of(front.url() + "/v1/classify", self.check_docs)
+                result = {
+                    "transport": "rest-dense",
+                    "batching": False,
+                    "model_server_batching": server_batching.BATCHING_PARAMETERS if batching else None,
+                } | self._drive(target, front, server)
+            finally:
                 front.stop()
-            server.stop()
         return result, labels
 
     def dense_export(self, version_dir: Path) -> Path:

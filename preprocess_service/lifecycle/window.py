@@ -78,12 +78,10 @@ class Window:
         now = time.monotonic() if now is None else now
         index = math.floor(now / self._slot_s)
         slots = self._slots
-        if not slots or slots[-1].index != index:
-            if slots and slots[-1].index > index:  # a clock that went back: count it in the newest slot
-                index = slots[-1].index
-            else:
-                slots.append(_Slot(index))
-                self._trim(now)
+        # a later slot starts here; a clock that went back counts in the newest slot
+        if not slots or slots[-1].index < index:
+            slots.append(_Slot(index))
+            self._trim(now)
         slot = slots[-1]
         slot.n += 1
         self._n += 1
