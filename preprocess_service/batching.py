@@ -4,7 +4,10 @@ One TF Serving call for 16 texts costs little more than a call for one (the netw
 per-call overhead is not), so under load coalescing raises throughput and flattens tail latency. A
 request waits at most ``max_wait`` for companions, and only while another upstream call is in flight:
 with no concurrency it goes out alone at once (waiting then would add ``max_wait`` to every request
-and buy nothing; measured by ``make bench``).
+and buy nothing; measured by ``make bench``). A waiting batch also leaves as soon as it holds as many
+rows as the calls in flight: under steady load two batches then alternate, one with the model server
+while the next one is prepared here, instead of all the requests in flight going out in one call and
+coming back together, with each process idle while the other works (docs/bench.md, change 22).
 
 A request may hand over a row-wise ``post`` step (the version's calibration): it runs once on the
 whole batch's probabilities rather than once per request, since numpy's per-call cost on a few rows is
@@ -103,6 +106,7 @@ class Batcher:
         self._departure: asyncio.Handle | None = None  # the pending batch's scheduled departure
         self._calls: set[asyncio.Task[None]] = set()
         self._busy = 0  # upstream calls dispatched and not finished yet
+        self._calling_rows = 0  # rows in those calls
 
     async def _call(self, version: int, rows: Sequence[Row], post: Post | None) -> np.ndarray:
         self.metrics.batch_size.observe(len(rows))
@@ -136,7 +140,12 @@ class Batcher:
     def _join(self, item: _Item) -> None:
         self._pending.append(item)
         self._pending_rows += item.n
-        if self._pending_rows >= self.max_size:
+        rows = self._pending_rows
+        # while calls are in flight, a batch also leaves once it holds as many rows as they do (half the
+        # rows in the batcher): batches then alternate, one with the model server while the next is
+        # prepared here, instead of the whole concurrency going and coming back in one (docs/bench.md,
+        # change 22)
+        if rows >= self.max_size or (self._busy and rows >= self._calling_rows):
             self._depart()
         elif self._departure is None:
             loop = asyncio.get_running_loop()
@@ -177,6 +186,7 @@ class Batcher:
                 back.extend(items)
                 continue
             self._busy += 1
+            self._calling_rows += sum(item.n for item in items)
             task = asyncio.create_task(self._dispatch(version, post, items))
             self._calls.add(task)
             task.add_done_callback(self._calls.discard)
@@ -207,6 +217,7 @@ class Batcher:
                 start = end
         finally:
             self._busy -= 1
+            self._calling_rows -= sum(item.n for item in items)
             if self._pending and self._departure is None:  # requests were waiting for a free slot
                 self._depart()
 

@@ -57,9 +57,13 @@ def run_async(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
     return wrapper
 
 
+BUSY_ROWS = 8
+
+
 async def keep_busy(batcher: Batcher, post: CountingPost | None = None) -> asyncio.Task[Any]:
-    """A first request that keeps the upstream busy, so the next ones wait for companions."""
-    first = asyncio.create_task(batcher.submit(1, rows(1), post))
+    """A first request of BUSY_ROWS rows that keeps the upstream busy, so the next ones (fewer rows in
+    all) wait for companions."""
+    first = asyncio.create_task(batcher.submit(1, rows(*range(1, BUSY_ROWS + 1)), post))
     await asyncio.sleep(0.01)
     return first
 
@@ -81,8 +85,8 @@ async def test_concurrent_requests_share_one_call_and_one_post_step() -> None:
         batcher.submit(1, rows(5), post),
     )
     await first
-    assert upstream.calls == [(1, 1), (1, 4)]
-    assert post.batches == [1, 4]  # once per call, not once per request
+    assert upstream.calls == [(1, BUSY_ROWS), (1, 4)]
+    assert post.batches == [BUSY_ROWS, 4]  # once per call, not once per request
     assert [r[:, 0].tolist() for r in results] == [[20.0, 30.0], [40.0], [50.0]]  # each its own rows
     assert all((r[:, 1] == 20.0).all() for r in results)  # two ids per row, scaled by post
     await batcher.aclose()
@@ -100,7 +104,7 @@ async def test_requests_with_different_post_steps_or_versions_are_not_mixed() ->
     await first
     assert sorted(upstream.calls[1:]) == [(1, 1), (1, 1), (2, 1)]
     assert (ra[0, 0], rb[0, 0], rc[0, 0]) == (2.0, -3.0, 4.0)
-    assert sorted(a.batches) == [1, 1, 1] and b.batches == [1]
+    assert sorted(a.batches) == [1, 1, BUSY_ROWS] and b.batches == [1]
     await batcher.aclose()
 
 
@@ -127,9 +131,32 @@ async def test_a_failed_call_fails_every_request_in_it_with_the_same_error() -> 
         batcher.submit(1, rows(2)), batcher.submit(1, rows(3)), return_exceptions=True
     )
     await asyncio.gather(first, return_exceptions=True)
-    assert upstream.calls == [(1, 1), (1, 2)]
+    assert upstream.calls == [(1, BUSY_ROWS), (1, 2)]
     assert [type(r) for r in results] == [UpstreamTimeout, UpstreamTimeout]
     assert results[0] is results[1]
+    await batcher.aclose()
+
+
+@run_async
+async def test_a_waiting_batch_leaves_once_it_holds_as_many_rows_as_the_calls_in_flight() -> None:
+    upstream = EchoUpstream(delay_s=0.2)
+    batcher = make(upstream)  # waits up to 20 ms for companions
+    first = asyncio.create_task(batcher.submit(1, rows(1, 2, 3)))  # alone: the upstream was idle
+    await asyncio.sleep(0.005)
+    waiting = asyncio.create_task(batcher.submit(1, rows(4, 5)))  # 2 rows, 3 in flight: waits
+    await asyncio.sleep(0.005)
+    assert upstream.calls == [(1, 3)]
+    third = asyncio.create_task(batcher.submit(1, rows(6)))  # 3 rows, as many as in flight: they go
+    await asyncio.sleep(0.005)  # well before the 20 ms wait is over
+    assert upstream.calls == [(1, 3), (1, 3)]
+    # with 6 rows in flight now, a lone row waits for companions until max_wait
+    fourth = asyncio.create_task(batcher.submit(1, rows(7)))
+    await asyncio.sleep(0.005)
+    assert upstream.calls == [(1, 3), (1, 3)]
+    await asyncio.sleep(0.03)
+    assert upstream.calls == [(1, 3), (1, 3), (1, 1)]
+    results = await asyncio.gather(first, waiting, third, fourth)
+    assert [r[:, 0].tolist() for r in results] == [[1.0, 2.0, 3.0], [4.0, 5.0], [6.0], [7.0]]
     await batcher.aclose()
 
 
@@ -218,7 +245,7 @@ async def test_texts_are_vectorized_together_when_their_batch_departs() -> None:
     await first
     main = threading.main_thread().name
     assert vec.seen == [("a", main), ("bb", main), ("ccc", main), ("dddd", main)]  # in arrival order
-    assert upstream.calls == [(1, 1), (1, 4)]  # one call for the three requests
+    assert upstream.calls == [(1, BUSY_ROWS), (1, 4)]  # one call for the three requests
     assert [probs[:, 0].tolist() for probs, _, _ in results] == [[1.0, 2.0], [3.0], [4.0]]
     assert [rows for _, rows, _ in results] == [
         [([1, 101], [0.5, 0.5]), ([2, 102], [0.5, 0.5])],
@@ -257,7 +284,7 @@ async def test_a_text_that_fails_to_vectorize_fails_its_batch_and_the_next_batch
     )
     await first
     assert [type(r) for r in results] == [ValueError, ValueError] and results[0] is results[1]
-    assert upstream.calls == [(1, 1)]  # the failed batch never reached the model server
+    assert upstream.calls == [(1, BUSY_ROWS)]  # the failed batch never reached the model server
     probs, _, _ = await batcher.submit_texts(1, ["fine"], vec)
     assert probs[:, 0].tolist() == [4.0]
     await batcher.aclose()
