@@ -73,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         help="rounds of the ceiling and the default configuration back to back at c=32, for the ratio "
         "targets (default 3; smoke: 1 at its highest level; 0: the sweep's windows instead)",
     )
+    run.add_argument(
+        "--tf-threads",
+        type=int,
+        default=1,
+        help="TensorFlow's intra- and inter-op threads in the model server and the ceiling alike "
+        "(default 1; 0: TensorFlow's own choice, one per core)",
+    )
     run.add_argument("--out", type=Path, default=None, help="default bench/results.json (smoke: under --raw)")
     run.add_argument("--plot", type=Path, default=None, help="default bench/results.png (smoke: under --raw)")
     bod = sub.add_parser("bodies", help="write the request bodies for the wrk cross-check (wrk_classify.lua)")
@@ -110,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         flood=not args.no_flood,
         paired_rounds=args.pairs if args.pairs is not None else (1 if smoke else 3),
         paired_concurrency=max(int(c) for c in levels.split(",")) if smoke else 32,
+        tf_threads=args.tf_threads,
     )
     unknown = set(settings.targets) - set(TARGETS)
     if unknown:

@@ -8,7 +8,9 @@ sidecar and of the model server); the medians of those per-round ratios are the 
 
 ``python -m bench.ab --arm base= --arm short=batch_max_wait_ms:0.75 [--arm NAME=KEY:VALUE/KEY:VALUE]
 [--rounds 8] [--concurrency 32] [--duration 5]``: an arm is a name and ``Settings`` fields (the
-sidecar's ``SIDECAR_*`` environment without the prefix, lower case). Writes ``bench/raw/ab.json``."""
+sidecar's ``SIDECAR_*`` environment without the prefix, lower case). A key that starts with ``--`` is
+a flag of the model server instead (``--tensorflow_intra_op_parallelism:1``): arms with the same flags
+share one model server, arms with other flags get their own. Writes ``bench/raw/ab.json``."""
 
 from __future__ import annotations
 
@@ -44,6 +46,13 @@ def parse_arm(text: str) -> tuple[str, dict[str, str]]:
     return name, settings
 
 
+def split_settings(settings: dict[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """An arm's sidecar settings, and its model-server flags (``--name=value``, in a stable order)."""
+    sidecar = {k: v for k, v in settings.items() if not k.startswith("--")}
+    flags = tuple(sorted(f"{k}={v}" for k, v in settings.items() if k.startswith("--")))
+    return sidecar, flags
+
+
 def summarize(rounds: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
     """Per arm: the medians of its figures, and of each figure over the first arm's in the same round."""
     arms = list(rounds[0])
@@ -68,17 +77,26 @@ def measure(
     emit: Callable[[str], None] = print,
 ) -> list[dict[str, dict[str, float]]]:
     """``rounds`` rounds of one window per arm at ``concurrency`` (``settings``: the models, windows and
-    logs), every sidecar in front of the same model server; each round's figures by arm."""
+    logs), each sidecar in front of the model server started with its arm's flags; each round's figures
+    by arm."""
     runner = Runner(settings, docs, emit=emit)
     runner.logs.mkdir(parents=True, exist_ok=True)
     out: list[dict[str, dict[str, float]]] = []
     with contextlib.ExitStack() as stack:
-        server = stack.enter_context(runner._model_server())
-        sidecars = {name: stack.enter_context(runner._sidecar(server, **s)) for name, s in arms.items()}
+        servers: dict[tuple[str, ...], Any] = {}
+        stacks: dict[str, tuple[Any, Any]] = {}
+        for name, arm in arms.items():
+            sidecar_settings, flags = split_settings(arm)
+            if flags not in servers:
+                servers[flags] = stack.enter_context(runner._model_server(None, *flags))
+                pid = servers[flags].popen.pid
+                emit(f"model server {len(servers)} (pid {pid}): {' '.join(flags) or 'defaults'}")
+            server = servers[flags]
+            stacks[name] = (server, stack.enter_context(runner._sidecar(server, **sidecar_settings)))
         for i in range(rounds):
             emit(f"round {i + 1}/{rounds}")
             row = {}
-            for name, sidecar in sidecars.items():
+            for name, (server, sidecar) in stacks.items():
                 requests = loadgen.build_requests(HOST, sidecar.ports["http"], "/v1/classify", runner.bodies)
                 w = runner._window(name, sidecar, server, requests, concurrency)
                 row[name] = {

@@ -61,9 +61,18 @@ def _loop(step: Callable[[list[str]], float], docs: list[str], c: int, seconds: 
 
 
 def measure(
-    version_dir: Path, docs: list[str], concurrency: list[int], duration_s: float, warmup_s: float
+    version_dir: Path,
+    docs: list[str],
+    concurrency: list[int],
+    duration_s: float,
+    warmup_s: float,
+    tf_threads: int = 0,
 ) -> dict:
     import tensorflow as tf
+
+    if tf_threads > 0:  # as the model server's --tensorflow_{intra,inter}_op_parallelism, before the load
+        tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
 
     from bench.procstat import memory_kb
     from textvec import Vectorizer, pad
@@ -85,7 +94,11 @@ def measure(
         _loop(step, docs, c, warmup_s)
         runs.append(_loop(step, docs, c, duration_s))
     mem = memory_kb(os.getpid())
-    return {"runs": runs, "peak_rss_mb": round(mem.get("VmHWM", 0) / 1024, 1)}
+    threads = {
+        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+    return {"runs": runs, "peak_rss_mb": round(mem.get("VmHWM", 0) / 1024, 1), "tf_threads": threads}
 
 
 def main() -> None:
@@ -96,10 +109,13 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--tf-threads", type=int, default=0, help="TensorFlow's intra- and inter-op threads (0: its choice)"
+    )
     args = p.parse_args()
     docs = orjson.loads(args.docs.read_bytes())
     levels = [int(c) for c in args.concurrency.split(",")]
-    result = measure(args.version_dir, docs, levels, args.duration, args.warmup)
+    result = measure(args.version_dir, docs, levels, args.duration, args.warmup, args.tf_threads)
     args.out.write_bytes(orjson.dumps(result))
 
 

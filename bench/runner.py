@@ -87,6 +87,10 @@ class BenchSettings:
     # paired_concurrency, for the three ratio targets (Runner.paired); 0: the sweep's windows instead
     paired_rounds: int = 3
     paired_concurrency: int = 32
+    # TensorFlow's intra- and inter-op pools, in the model server (TF Serving's
+    # --tensorflow_{intra,inter}_op_parallelism) and in the ceiling alike; 0: TensorFlow's own choice,
+    # one thread per core. The three processes share this machine's cores (docs/bench.md, "Thread pools")
+    tf_threads: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,7 +123,8 @@ class Runner:
     def _model_server(self, base: Path | None = None, *extra: str) -> Iterator[Proc]:
         """A model server on ``base`` (default: the models under test), available, stopped on exit."""
         base = base if base is not None else self.s.model_base
-        server = start_model_server(base / self.s.model_name, self.s.model_name, self.logs, *extra)
+        flags = [*tf_thread_flags(self.s.tf_threads), *extra]  # the later of a repeated flag wins
+        server = start_model_server(base / self.s.model_name, self.s.model_name, self.logs, *flags)
         try:
             wait_available(server, self.s.model_name, timeout=self.s.ready_timeout_s, every=0.2)
             yield server
@@ -185,6 +190,7 @@ class Runner:
             sys.executable, "-m", "bench.inproc", "--version-dir", str(version_dir), "--docs", str(docs_path),
             "--concurrency", ",".join(map(str, levels or self.s.concurrency)),
             "--duration", str(self.s.duration_s), "--warmup", str(self.s.warmup_s), "--out", str(out),
+            "--tf-threads", str(self.s.tf_threads),
         ]  # fmt: skip
         log = self.logs / "inproc.log"
         with log.open("ab") as fh:
@@ -337,6 +343,7 @@ class Runner:
                 "warmup_s": self.s.warmup_s,
                 "paired_rounds": self.s.paired_rounds,
                 "paired_concurrency": self.s.paired_concurrency,
+                "tf_threads": self.s.tf_threads,
                 "sidecar_default_transport": _default_transport(),
                 **self.s.extra,
             },
@@ -372,6 +379,13 @@ class Runner:
         result["wall_s"] = round(time.monotonic() - started, 1)
         result["targets_check"] = evaluate(result)
         return result
+
+
+def tf_thread_flags(threads: int) -> list[str]:
+    """TF Serving's flags that size TensorFlow's two pools (none for 0: TensorFlow chooses)."""
+    if threads <= 0:
+        return []
+    return [f"--tensorflow_intra_op_parallelism={threads}", f"--tensorflow_inter_op_parallelism={threads}"]
 
 
 def _uptime() -> str:

@@ -23,6 +23,17 @@ def test_arms_parse_names_and_settings() -> None:
             ab.parse_arm(bad)
 
 
+def test_model_server_flags_are_split_from_sidecar_settings() -> None:
+    _, settings = ab.parse_arm(
+        "x=batch_max_size:16/--tensorflow_intra_op_parallelism:1/--tensorflow_inter_op_parallelism:2"
+    )
+    sidecar, flags = ab.split_settings(settings)
+    assert sidecar == {"batch_max_size": "16"}
+    # sorted, so two arms that name the same flags in another order share one model server
+    assert flags == ("--tensorflow_inter_op_parallelism=2", "--tensorflow_intra_op_parallelism=1")
+    assert ab.split_settings({}) == ({}, ())
+
+
 def test_ratios_are_taken_within_each_round() -> None:
     def figures(rps: float, cpu: float) -> dict[str, float]:
         return {"throughput_rps": rps, "p99_ms": 10.0, "sidecar_cpu_ms": cpu, "model_server_cpu_ms": 0.3}
@@ -40,7 +51,7 @@ def test_ratios_are_taken_within_each_round() -> None:
     assert s["b"]["median"]["throughput_rps"] == 880  # raw medians mix rounds: not the comparison
 
 
-def test_two_arms_are_measured_in_front_of_one_model_server(
+def test_arms_are_measured_in_front_of_their_model_servers(
     exported_models: Path, small_corpus_csv: Path, tmp_path: Path
 ) -> None:
     with small_corpus_csv.open(encoding="utf-8") as fh:
@@ -48,11 +59,21 @@ def test_two_arms_are_measured_in_front_of_one_model_server(
     settings = BenchSettings(
         model_base=exported_models, duration_s=0.4, warmup_s=0.1, raw_dir=tmp_path, ready_timeout_s=240
     )
-    arms = {"on": {}, "off": {"batch_enabled": "false"}}
-    rounds = ab.measure(settings, docs, arms, rounds=2, concurrency=4, emit=lambda _line: None)
+    # "on" and "off" share one model server; "one_thread" gets its own, started with the flag
+    arms = {
+        "on": {},
+        "off": {"batch_enabled": "false"},
+        "one_thread": {"--tensorflow_intra_op_parallelism": "1"},
+    }
+    lines: list[str] = []
+    rounds = ab.measure(settings, docs, arms, rounds=2, concurrency=4, emit=lines.append)
     assert len(rounds) == 2
+    started = [line for line in lines if line.startswith("model server ")]
+    assert len(started) == 2, lines
+    assert started[0].endswith(": defaults")
+    assert started[1].endswith(": --tensorflow_intra_op_parallelism=1")
     for row in rounds:
-        assert list(row) == ["on", "off"]
+        assert list(row) == ["on", "off", "one_thread"]
         for figures in row.values():
             assert figures["throughput_rps"] > 0 and figures["p99_ms"] > 0
             assert figures["sidecar_cpu_ms"] > 0 and figures["model_server_cpu_ms"] > 0

@@ -45,6 +45,12 @@ def test_bench_smoke_measures_every_target(smoke_result: dict) -> None:
         assert target["peak_rss_mb"] > 0, name
 
 
+def test_the_ceiling_sizes_tensorflow_pools_as_the_model_server(smoke_result: dict) -> None:
+    # by default one thread in each pool (the model server gets the same flags: bench.runner)
+    assert smoke_result["settings"]["tf_threads"] == 1
+    assert smoke_result["targets"]["inproc"]["tf_threads"] == {"intra_op": 1, "inter_op": 1}
+
+
 def test_bench_smoke_counts_bytes_cpu_and_labels(smoke_result: dict) -> None:
     targets = smoke_result["targets"]
     n_features = smoke_result["model"]["n_features"]
