@@ -89,7 +89,7 @@ class BenchSettings:
     paired_concurrency: int = 32
     # TensorFlow's intra- and inter-op pools, in the model server (TF Serving's
     # --tensorflow_{intra,inter}_op_parallelism) and in the ceiling alike; 0: TensorFlow's own choice,
-    # one thread per core. The three processes share this machine's cores (docs/bench.md, "Thread pools")
+    # one thread per core. The three processes share this machine's cores (docs/bench.md, "Recorded run")
     tf_threads: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
