@@ -27,7 +27,7 @@ import orjson
 
 from bench.__main__ import _ensure_model, test_documents
 from bench.runner import HOST, BenchSettings, Runner
-from devstack import loadgen
+from devstack import Proc, loadgen
 
 FIGURES = ("throughput_rps", "p99_ms", "sidecar_cpu_ms", "model_server_cpu_ms")
 
@@ -83,8 +83,8 @@ def measure(
     runner.logs.mkdir(parents=True, exist_ok=True)
     out: list[dict[str, dict[str, float]]] = []
     with contextlib.ExitStack() as stack:
-        servers: dict[tuple[str, ...], Any] = {}
-        stacks: dict[str, tuple[Any, Any]] = {}
+        servers: dict[tuple[str, ...], Proc] = {}  # one model server per distinct set of flags
+        stacks: dict[str, tuple[Proc, Proc]] = {}  # arm: its model server and its sidecar
         for name, arm in arms.items():
             sidecar_settings, flags = split_settings(arm)
             if flags not in servers:
